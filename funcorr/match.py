@@ -1,0 +1,154 @@
+"""``funcorr match``: correspondences between two images, as JSON and a picture.
+
+Everything is computed before anything is written, and files are written atomically, so a
+failed run leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from funcorr.images import InputError, LoadedImage, atomic_path, load_image, load_mask, save_png_atomic
+from funcorr.model.matcher import Matcher, MatcherConfig, Prepared
+from funcorr.model.matching import discover, mask_pixels, spread_out, transfer_mask, transfer_points
+from funcorr.viz import draw_label_transfer, draw_matches, mask_overlay, side_by_side, to_uint8
+
+
+@dataclass
+class MatchRequest:
+    """What to compute for one pair. Points are in original source-image pixels."""
+
+    source: Path
+    target: Path
+    points: list[tuple[float, float]] | None = None
+    mask: Path | None = None
+    top: int = 20
+    soft_window: float | None = None
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """'x,y' -> (x, y)."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError as err:
+        raise InputError(f"A point must look like 'x,y' (e.g. 120,84), got {text!r}.") from err
+    return x, y
+
+
+def _check_points(points: list[tuple[float, float]], image: LoadedImage) -> torch.Tensor:
+    width, height = image.size
+    tensor = torch.tensor(points, dtype=torch.float32).reshape(-1, 2)
+    outside = [(x, y) for x, y in points if not (0 <= x <= width - 1 and 0 <= y <= height - 1)]
+    if outside:
+        raise InputError(f"Points {outside} lie outside the {width}x{height} source image.")
+    return tensor
+
+
+def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray]:
+    """Compute matches for ``request``. Returns (JSON-ready record, picture as (H, W, 3) uint8)."""
+    src_image, tgt_image = load_image(request.source), load_image(request.target)
+    points = _check_points(request.points, src_image) if request.points else None
+    src_label = load_mask(request.mask, size=src_image.size) if request.mask else None
+    src, tgt = matcher.prepare(src_image), matcher.prepare(tgt_image)
+    src_feat, tgt_feat = matcher.features([src, tgt])
+    part_masks = matcher.predicted_part_mask([src, tgt])
+    record: dict = {
+        "source": str(request.source),
+        "target": str(request.target),
+        "function": matcher.config.function,
+        "backbone": matcher.config.backbone if matcher.head is None else "checkpoint",
+        "checkpoint": matcher.config.checkpoint,
+        "image_size": matcher.config.image_size,
+        "resize": matcher.config.resize,
+        "coordinates": "original image pixels, x=column, y=row, (0,0) = centre of the top-left pixel",
+    }
+    if matcher.head is None and matcher.config.function:
+        record["note"] = "Raw backbone features do not depend on the function; pass --checkpoint for function-conditioned matching."
+    left, right = to_uint8(src.rgb), to_uint8(tgt.rgb)
+    if points is not None:
+        moved = transfer_points(src_feat, tgt_feat, src.plan.to_net(points), soft_window=request.soft_window)
+        record["points"] = [
+            {"source": p.tolist(), "target": q.tolist(), "similarity": float(s)}
+            for p, q, s in zip(points, tgt.plan.to_orig(moved.points.cpu()), moved.similarity.cpu())
+        ]
+        picture = np.asarray(draw_matches(left, right, src.plan.to_net(points).numpy(), moved.points.cpu().numpy()))
+    elif src_label is not None:
+        net_label = _resize_mask(src_label, src)
+        tgt_mask, _ = transfer_mask(src_feat, tgt_feat, net_label)
+        record["mask"] = {"target_pixels_at_network_size": int(tgt_mask.sum()), "file": "transferred_mask.png"}
+        picture = side_by_side(mask_overlay(left, net_label.numpy()), mask_overlay(right, tgt_mask.cpu().numpy()))[0]
+        record["_mask"] = _mask_to_original(tgt_mask.cpu(), tgt, tgt_image)
+    else:
+        ranked = discover(src_feat, tgt_feat)
+        keep = spread_out(ranked.src_xy.cpu(), ranked.tgt_xy.cpu(), request.top)
+        top = ranked.top(ranked.score.shape[0])
+        record["top_matches"] = [
+            {
+                "source": p.tolist(),
+                "target": q.tolist(),
+                "score": float(top.score[i]),
+                "similarity": float(top.similarity[i]),
+                "cycle_error_px": float(top.cycle_error[i]),
+            }
+            for i, p, q in zip(keep.tolist(), src.plan.to_orig(top.src_xy[keep].cpu()), tgt.plan.to_orig(top.tgt_xy[keep].cpu()))
+        ]
+        dense = transfer_points(tgt_feat, src_feat, mask_pixels(tgt.mask))
+        transfer_picture = draw_label_transfer(left, right, mask_pixels(src.mask).numpy(), mask_pixels(tgt.mask).numpy(), dense.points.cpu().numpy())
+        lines = draw_matches(left, right, top.src_xy[keep].cpu().numpy(), top.tgt_xy[keep].cpu().numpy())
+        picture = np.concatenate([np.asarray(lines), np.full((8, lines.width, 3), 255, np.uint8), np.asarray(transfer_picture)], axis=0)
+    if part_masks is not None:
+        record["predicted_part_pixels"] = [int(m.sum()) for m in part_masks]
+    return record, picture
+
+
+def _resize_mask(mask: torch.Tensor, prepared: Prepared) -> torch.Tensor:
+    from funcorr.images import apply_resize
+
+    net = (apply_resize(mask.float(), prepared.plan, mode="nearest") > 0.5) & prepared.mask
+    if not net.any():
+        raise InputError("The source mask does not overlap the source object after resizing.")
+    return net
+
+
+def _mask_to_original(net_mask: torch.Tensor, prepared: Prepared, image: LoadedImage) -> np.ndarray:
+    """Nearest-neighbour resample a network-size mask back onto the original image grid."""
+    width, height = image.size
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
+    net_xy = prepared.plan.to_net(torch.stack([xs, ys], dim=-1).reshape(-1, 2)).round().long()
+    size = net_mask.shape[0]
+    net_xy = net_xy.clamp(0, size - 1)
+    return net_mask[net_xy[:, 1], net_xy[:, 0]].reshape(height, width).numpy()
+
+
+def write_outputs(record: dict, picture: np.ndarray, out_dir: Path) -> list[Path]:
+    """Write matches.json, matches.png (and transferred_mask.png). Returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    mask = record.pop("_mask", None)
+    if mask is not None:
+        save_png_atomic((mask * 255).astype(np.uint8), out_dir / "transferred_mask.png")
+        written.append(out_dir / "transferred_mask.png")
+    save_png_atomic(picture, out_dir / "matches.png")
+    with atomic_path(out_dir / "matches.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+    return written + [out_dir / "matches.png", out_dir / "matches.json"]
+
+
+def matcher_config_from_args(args) -> MatcherConfig:
+    """MatcherConfig from the shared backbone options of the CLI."""
+    return MatcherConfig(
+        backbone=args.backbone,
+        layers=tuple(args.layers) if args.layers else None,
+        stride=args.stride,
+        image_size=args.size,
+        resize=args.resize,
+        device=args.device,
+        weights=args.weights,
+        checkpoint=args.checkpoint,
+        function=args.function,
+    )

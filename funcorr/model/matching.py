@@ -1,0 +1,220 @@
+"""Dense matching on per-pixel features: nearest neighbours, label transfer, cycles, discovery.
+
+Every function works on :class:`ImageFeatures`, which answers "the L2-normalised feature at
+these pixels" whatever produced it (raw backbone cells sampled bilinearly, or a trained head).
+Similarities are cosine. All-pairs work is done in row blocks of ``block_rows`` queries, so
+memory holds at most ``block_rows x M`` similarities at once, never the full N x M matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from funcorr.backbones.base import FeatureGrid, sample_at_pixels
+
+DEFAULT_BLOCK_ROWS = 2048
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """Features of one image, queryable at pixel coordinates.
+
+    sample: (N, 2) pixel xy -> (N, C) L2-normalised features; size: (H, W); mask: (H, W) bool
+    object mask (all True when the image has none).
+    """
+
+    sample: Callable[[torch.Tensor], torch.Tensor]
+    size: tuple[int, int]
+    mask: torch.Tensor
+
+    def pixels(self, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """xy of the pixels inside ``mask`` (default: the object mask), row-major. (N, 2)."""
+        return mask_pixels(self.mask if mask is None else mask)
+
+
+def feature_map_features(fmap: torch.Tensor, grid: FeatureGrid, size: tuple[int, int], mask: torch.Tensor | None = None) -> ImageFeatures:
+    """ImageFeatures from a cell map (C, h, w): per-pixel features are bilinear interpolations of cells."""
+    mask = torch.ones(size, dtype=torch.bool, device=fmap.device) if mask is None else mask.to(fmap.device)
+
+    def sample(points: torch.Tensor) -> torch.Tensor:
+        return F.normalize(sample_at_pixels(fmap[None], points[None].to(fmap.device), grid)[0], dim=-1)
+
+    return ImageFeatures(sample, size, mask)
+
+
+def mask_pixels(mask: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool -> (N, 2) float xy of its true pixels, row-major order."""
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    return torch.stack([xs, ys], dim=-1).float()
+
+
+def similarity_blocks(query: torch.Tensor, keys: torch.Tensor, block_rows: int = DEFAULT_BLOCK_ROWS) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Yield ``(rows, sim)`` with sim = query[rows] @ keys.T, shape (<= block_rows, M)."""
+    for start in range(0, query.shape[0], block_rows):
+        rows = slice(start, min(start + block_rows, query.shape[0]))
+        yield rows, query[rows] @ keys.T
+
+
+def nearest_neighbours(query: torch.Tensor, keys: torch.Tensor, block_rows: int = DEFAULT_BLOCK_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index and cosine of each query's nearest key. query (N, C), keys (M, C), normalised.
+
+    Returns idx (N,) long, sim (N,).
+    """
+    if keys.shape[0] == 0:
+        raise ValueError("No candidate pixels to match against (empty target mask).")
+    idx = torch.empty(query.shape[0], dtype=torch.long, device=query.device)
+    sim = torch.empty(query.shape[0], dtype=query.dtype, device=query.device)
+    for rows, block in similarity_blocks(query, keys, block_rows):
+        sim[rows], idx[rows] = block.max(dim=1)
+    return idx, sim
+
+
+def soft_argmax(query: torch.Tensor, keys: torch.Tensor, key_xy: torch.Tensor, window: float, temperature: float = 0.02, block_rows: int = DEFAULT_BLOCK_ROWS) -> torch.Tensor:
+    """Refine each nearest neighbour to the softmax-weighted mean xy of keys within ``window``
+    pixels of it (weights exp(sim / temperature)). Returns (N, 2) xy."""
+    out = torch.empty(query.shape[0], 2, dtype=key_xy.dtype, device=key_xy.device)
+    for rows, block in similarity_blocks(query, keys, block_rows):
+        best = key_xy[block.argmax(dim=1)]  # (n, 2)
+        near = torch.cdist(best, key_xy) <= window  # (n, M)
+        weights = torch.softmax((block / temperature).masked_fill(~near, float("-inf")), dim=1)
+        out[rows] = weights @ key_xy
+    return out
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Points moved from a source to a target image. points (N, 2) xy, similarity (N,)."""
+
+    points: torch.Tensor
+    similarity: torch.Tensor
+
+
+def transfer_points(
+    src: ImageFeatures,
+    tgt: ImageFeatures,
+    points: torch.Tensor,
+    tgt_mask: torch.Tensor | None = None,
+    soft_window: float | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> Transfer:
+    """Nearest-neighbour transfer of source pixels ``points`` (N, 2) to the target.
+
+    Candidates are the target pixels inside ``tgt_mask`` (default: its object mask).
+    ``soft_window`` enables soft-argmax refinement within that many pixels.
+    """
+    cand_xy = tgt.pixels(tgt_mask)
+    if cand_xy.shape[0] == 0:
+        raise ValueError("The target mask is empty: there is nowhere to transfer to.")
+    query = src.sample(points.float())
+    keys = tgt.sample(cand_xy)
+    idx, sim = nearest_neighbours(query, keys, block_rows)
+    cand_xy = cand_xy.to(idx.device)
+    moved = cand_xy[idx] if soft_window is None else soft_argmax(query, keys, cand_xy, soft_window, block_rows=block_rows)
+    return Transfer(moved, sim)
+
+
+def transfer_mask(
+    src: ImageFeatures,
+    tgt: ImageFeatures,
+    src_label: torch.Tensor,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label transfer of a source mask: every target object pixel takes the label of its nearest
+    source object pixel. src_label (H1, W1) bool. Returns (mask (H2, W2) bool, similarity (H2, W2))."""
+    if not (src_label & src.mask.to(src_label.device)).any():
+        raise ValueError("The source mask has no pixel on the source object.")
+    tgt_xy = tgt.pixels()
+    back = transfer_points(tgt, src, tgt_xy, block_rows=block_rows)
+    bx, by = back.points.long().unbind(-1)
+    labels = src_label.to(bx.device)[by, bx]
+    tx, ty = tgt_xy.long().unbind(-1)
+    out = torch.zeros(tgt.size, dtype=torch.bool, device=bx.device)
+    sim = torch.zeros(tgt.size, dtype=back.similarity.dtype, device=bx.device)
+    out[ty, tx], sim[ty, tx] = labels, back.similarity
+    return out, sim
+
+
+def cycle_error(src: ImageFeatures, tgt: ImageFeatures, src_xy: torch.Tensor, tgt_xy: torch.Tensor, src_mask: torch.Tensor | None = None, block_rows: int = DEFAULT_BLOCK_ROWS) -> torch.Tensor:
+    """Forward-backward error: pixel distance between ``src_xy`` and where ``tgt_xy`` (its forward
+    match) lands back in the source (within ``src_mask``). (N,) float."""
+    back = transfer_points(tgt, src, tgt_xy, tgt_mask=src_mask, block_rows=block_rows)
+    return (back.points - src_xy.to(back.points.device)).norm(dim=-1)
+
+
+def minmax(values: torch.Tensor, constant: float = 1.0) -> torch.Tensor:
+    """Scale to [0, 1] over the set. A set whose spread is float noise (< 1e-6) has no order,
+    so every value maps to ``constant``."""
+    low, high = values.min(), values.max()
+    if high - low <= 1e-6:
+        return torch.full_like(values, constant)
+    return (values - low) / (high - low)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Candidate correspondences ranked best first: xy (N, 2) each, scores (N,)."""
+
+    src_xy: torch.Tensor
+    tgt_xy: torch.Tensor
+    score: torch.Tensor
+    similarity: torch.Tensor
+    cycle_error: torch.Tensor
+
+    def top(self, k: int) -> Discovery:
+        return Discovery(*(t[:k] for t in (self.src_xy, self.tgt_xy, self.score, self.similarity, self.cycle_error)))
+
+
+def discover(
+    src: ImageFeatures,
+    tgt: ImageFeatures,
+    src_mask: torch.Tensor | None = None,
+    tgt_mask: torch.Tensor | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> Discovery:
+    """Rank every source pixel's forward match by score = (1 - cycle error) * similarity, each
+    min-max normalised over the pair, as the dense functional correspondence paper (Sec. 5.1).
+    """
+    src_mask = src.mask if src_mask is None else src_mask
+    src_xy = src.pixels(src_mask)
+    fwd = transfer_points(src, tgt, src_xy, tgt_mask=tgt_mask, block_rows=block_rows)
+    cycle = cycle_error(src, tgt, src_xy, fwd.points, src_mask=src_mask, block_rows=block_rows)
+    score = (1 - minmax(cycle, constant=0.0)) * minmax(fwd.similarity)
+    # Stable sort keeps row-major order among ties, so rankings are deterministic.
+    order = torch.sort(score, descending=True, stable=True).indices
+    src_xy = src_xy.to(order.device)
+    return Discovery(src_xy[order], fwd.points[order], score[order], fwd.similarity[order], cycle[order])
+
+
+def mutual_nearest(src: ImageFeatures, tgt: ImageFeatures, tolerance: float = 0.5, block_rows: int = DEFAULT_BLOCK_ROWS) -> Discovery:
+    """Matches whose backward nearest neighbour returns to (within ``tolerance`` px of) the start."""
+    ranked = discover(src, tgt, block_rows=block_rows)
+    keep = ranked.cycle_error <= tolerance
+    return Discovery(*(t[keep] for t in (ranked.src_xy, ranked.tgt_xy, ranked.score, ranked.similarity, ranked.cycle_error)))
+
+
+def spread_out(src_xy: torch.Tensor, tgt_xy: torch.Tensor, k: int, min_distance: float = 5.0) -> torch.Tensor:
+    """Indices of the first ``k`` ranked matches whose ends are each at least ``min_distance``
+    px from every earlier pick on both images (so a picture shows k distinct matches)."""
+    picked: list[int] = []
+    for i in range(src_xy.shape[0]):
+        if len(picked) == k:
+            break
+        if picked:
+            chosen = torch.tensor(picked)
+            if ((src_xy[chosen] - src_xy[i]).norm(dim=-1).min() < min_distance or
+                    (tgt_xy[chosen] - tgt_xy[i]).norm(dim=-1).min() < min_distance):
+                continue
+        picked.append(i)
+    return torch.tensor(picked, dtype=torch.long)
+
+
+def similarity_heatmap(src: ImageFeatures, tgt: ImageFeatures, point: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of the source feature at ``point`` (2,) with every target pixel. (H, W)."""
+    height, width = tgt.size
+    everywhere = mask_pixels(torch.ones(height, width, dtype=torch.bool))
+    sims = tgt.sample(everywhere) @ src.sample(point.float().reshape(1, 2))[0]
+    return sims.reshape(height, width)
