@@ -41,10 +41,10 @@ def _match(args: argparse.Namespace) -> int:
 
     from funcorr.match import MatchRequest, matcher_config_from_args, parse_point, run_match, write_outputs
     from funcorr.model.matcher import Matcher
-    from funcorr.text import validate_function
+    from funcorr.text import resolve_function
 
     if args.function:
-        validate_function(args.function)
+        resolve_function(args.function)
     if args.points and args.mask:
         raise InputError("Give either --points or --mask, not both.")
     request = MatchRequest(

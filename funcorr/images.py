@@ -70,7 +70,7 @@ def from_pil(im: Image.Image, path: Path | None = None) -> LoadedImage:
         rgb = np.asarray(im.convert("RGB"))
     else:
         raise InputError(f"Unsupported image mode {im.mode!r} in {path or 'image'}.")
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+    tensor = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float() / 255.0
     return LoadedImage(tensor, mask, path)
 
 

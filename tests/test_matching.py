@@ -131,3 +131,11 @@ def test_feature_map_and_heatmap():
     heat = similarity_heatmap(features, features, torch.tensor([20.0, 6.0]))
     assert heat.shape == (56, 56) and heat.max() <= 1 + 1e-5
     assert heat[6, 20] > 0.99
+
+
+def test_candidate_stride_searches_a_coarser_lattice():
+    src, tgt = coordinate_features((20, 20)), coordinate_features((20, 20))
+    points = torch.tensor([[5.0, 7.0], [12.0, 3.0]])
+    coarse = transfer_points(src, tgt, points, candidate_stride=4).points
+    assert torch.all(coarse % 4 == 0)
+    assert torch.allclose(coarse, torch.tensor([[4.0, 8.0], [12.0, 4.0]]))
