@@ -14,6 +14,7 @@ import torch
 
 from funcorr.backbones import DEFAULT_BACKBONE, load_backbone, resolve_device
 from funcorr.images import InputError, LoadedImage, Resize, ResizePolicy, apply_resize, plan_resize
+from funcorr.model.checkpoint import head_image_features, head_part_mask, load_trained
 from funcorr.model.matching import ImageFeatures, feature_map_features
 
 
@@ -67,8 +68,6 @@ class Matcher:
         self.device = resolve_device(cfg.device)
         self.head = None
         if cfg.checkpoint is not None:
-            from funcorr.model.checkpoint import load_trained  # lazy: training stack is optional
-
             self.backbone, self.head, self.text = load_trained(Path(cfg.checkpoint), device=self.device, weights=cfg.weights)
             if cfg.function is None:
                 raise InputError("A trained checkpoint needs --function (e.g. pour-with).")
@@ -106,14 +105,13 @@ class Matcher:
             if self.head is None:
                 result.append(feature_map_features(block.mean(dim=0), self.backbone.grid, size, prepared.mask))
             else:
-                result.append(self.head.image_features(block, self.backbone.grid, self.text_embedding[0], size, prepared.mask))
+                result.append(head_image_features(self.head, block, self.backbone.grid, self.text_embedding[0], size, prepared.mask))
         return result
 
     @torch.no_grad()
     def predicted_part_mask(self, images: list[Prepared]) -> list[torch.Tensor] | None:
         """The head's functional-part mask per image (None without a mask head)."""
-        if self.head is None or not getattr(self.head, "has_mask_head", False):
+        if self.head is None or self.head.mask_proj is None:
             return None
         blocks = self.block_features(images)
-        size = (self.config.image_size, self.config.image_size)
-        return [self.head.part_mask(block, self.backbone.grid, self.text_embedding[0], size) & p.mask.to(block.device) for p, block in zip(images, blocks)]
+        return [head_part_mask(self.head, block, self.backbone.grid, self.text_embedding[0], p.mask) for p, block in zip(images, blocks)]
