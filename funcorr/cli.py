@@ -16,6 +16,7 @@ from funcorr.images import InputError
 # Modules that define ``register(subparsers)``; each keeps its own imports lazy so that
 # ``funcorr --help`` stays fast.
 COMMAND_MODULES = (
+    "funcorr.demo",
     "funcorr.data.commands",
     "funcorr.train",
     "funcorr.eval.commands",
