@@ -153,3 +153,12 @@ def test_unknown_backbone_and_bad_options():
         load_backbone("dinov2-s14", stride=5)
     with pytest.raises(ValueError, match="out of range"):
         load_backbone("dinov2-s14", layers=[12])
+
+
+def test_v5_attention_names_are_mapped():
+    from funcorr.backbones.weights import to_model_keys
+
+    state = {"encoder.layer.0.attention.attention.query.weight": torch.zeros(1), "encoder.layer.0.attention.output.dense.bias": torch.ones(1)}
+    v5 = {"encoder.layer.0.attention.q_proj.weight", "encoder.layer.0.attention.o_proj.bias"}
+    assert set(to_model_keys(state, v5)) == v5
+    assert to_model_keys(state, set(state)) is state

