@@ -83,6 +83,13 @@ class Matcher:
                 f"use a size s with (s - {grid.patch_size}) divisible by {grid.stride} (e.g. 224)."
             )
 
+    def use_function(self, function: str) -> None:
+        """Condition a trained head on another function (the embedder caches embeddings);
+        raw backbone features do not depend on the function, so nothing changes for them."""
+        if self.head is not None:
+            self.text_embedding = self.text.embed([function]).to(self.device)
+        self.config.function = function
+
     def prepare(self, image: LoadedImage) -> Prepared:
         return prepare_image(image, self.config.image_size, self.config.resize)
 

@@ -1,0 +1,278 @@
+"""``funcorr eval functional|keypoints|lvlm`` and ``funcorr report``: thin layers over funcorr.eval.
+
+Heavy imports stay inside the handlers so ``funcorr --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "run"
+
+
+def _print_paths(paths) -> None:
+    for path in paths:
+        print(path)
+
+
+def _matcher(args: argparse.Namespace, function: str | None = None):
+    from funcorr.backbones import BACKBONES
+    from funcorr.images import InputError
+    from funcorr.match import matcher_config_from_args
+    from funcorr.model.matcher import Matcher
+
+    config = matcher_config_from_args(args)
+    method = getattr(args, "method", None)
+    if method == "checkpoint" and not args.checkpoint:
+        raise InputError("--method checkpoint needs --checkpoint PATH.")
+    if method not in (None, "checkpoint") and not args.checkpoint:
+        config.backbone = method
+    if not args.checkpoint and config.backbone not in BACKBONES:
+        raise InputError(f"Unknown method {config.backbone!r}: use chance, checkpoint or a backbone ({', '.join(sorted(BACKBONES))}).")
+    if args.checkpoint and function is not None and config.function is None:
+        config.function = function
+    return Matcher(config)
+
+
+def _method_label(args: argparse.Namespace) -> str:
+    if args.checkpoint:
+        return f"checkpoint:{Path(args.checkpoint).stem}"
+    return args.method or args.backbone
+
+
+# --------------------------------------------------------------------------- functional
+
+
+def _functional(args: argparse.Namespace) -> int:
+    import torch
+
+    from funcorr.eval.functional import (
+        ChanceMatcher,
+        FunctionalConfig,
+        FunctionalMethod,
+        MatcherFeatures,
+        NearestNeighbourMatcher,
+        evaluate_functional,
+        load_part_predictor,
+    )
+    from funcorr.eval.report import result_document, write_outputs
+    from funcorr.images import InputError
+
+    try:
+        from funcorr.data.dataset import EvalPairs
+    except ModuleNotFoundError as err:
+        raise InputError(f"The benchmark reader funcorr.data.dataset is not available: {err}") from err
+    if not Path(args.data).is_dir():
+        raise InputError(f"No benchmark folder at {args.data}.")
+    torch.manual_seed(args.seed)
+    pairs = EvalPairs(args.data, split=args.split)
+    if len(pairs) == 0:
+        raise InputError(f"The benchmark at {args.data} (split {args.split}) has no pairs.")
+    config = FunctionalConfig(
+        thresholds_px=tuple(args.thresholds),
+        image_size=args.size,
+        resize=args.resize,
+        seed=args.seed,
+        max_pairs=args.max_pairs,
+        discovery=not args.no_discovery,
+    )
+    label = _method_label(args)
+    features = None
+    if args.method == "chance" and not args.checkpoint:
+        matcher = ChanceMatcher(args.seed)
+    else:
+        features = MatcherFeatures(_matcher(args, function=str(pairs[0]["function"])))
+        matcher = NearestNeighbourMatcher(soft_window=args.soft_window)
+    parts = load_part_predictor(args.parts, features)
+    if parts is not None:
+        label += f"+{'gt' if parts.is_ground_truth else args.parts.split(':')[0]}-parts"
+    method = FunctionalMethod(label, matcher, features, parts)
+    results = evaluate_functional(pairs, method, config, progress=True)
+    record = {**{k: v for k, v in vars(args).items() if k != "func"}, "protocol": asdict(config), "method_label": label}
+    document = result_document("functional", record, results.to_record())
+    _print_paths(write_outputs(document, Path(args.out), f"functional_{_slug(args.name or label)}"))
+    summary = results.summary("all")
+    print(f"{label}: PCK@23 {100 * summary['pck_23']:.1f}  PCK@10 {100 * summary['pck_10']:.1f}  norm. dist {summary['norm_dist']:.3f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- keypoints
+
+
+def _keypoint_pairs(args: argparse.Namespace):
+    from funcorr.eval.keypoints import SOCOPairs, SPairPairs
+
+    root = Path(args.data)
+    fmt = args.format
+    if fmt == "auto":
+        fmt = "soco" if (root / "PairAnnotations").is_dir() else "spair"
+    if fmt == "spair":
+        return fmt, [("intra", SPairPairs(root, split=args.split, categories=args.categories, max_pairs=args.max_pairs))]
+    types = ("intra", "cross") if args.pair_type == "both" else (args.pair_type,)
+    return fmt, [(t, SOCOPairs(root, t, categories=args.categories, max_pairs_per_category=args.max_pairs)) for t in types]
+
+
+def _keypoints(args: argparse.Namespace) -> int:
+    import torch
+
+    from funcorr.eval.keypoints import (
+        ChanceKeypointMethod,
+        FeatureKeypointMethod,
+        KeypointConfig,
+        KeypointResults,
+        evaluate_keypoints,
+        load_super_categories,
+    )
+    from funcorr.eval.report import result_document, write_outputs
+    from funcorr.images import InputError
+
+    if not Path(args.data).is_dir():
+        raise InputError(f"No keypoint dataset folder at {args.data}.")
+    torch.manual_seed(args.seed)
+    fmt, sources = _keypoint_pairs(args)
+    config = KeypointConfig(alphas=tuple(args.alpha), tasks=tuple(args.tasks), strict=args.strict)
+    if args.method == "chance" and not args.checkpoint:
+        method = ChanceKeypointMethod(args.seed)
+    else:
+        method = FeatureKeypointMethod.from_matcher(_matcher(args), _method_label(args), soft_window=args.soft_window)
+    supers = load_super_categories(args.super_categories, fmt)
+    scores = []
+    for _, pairs in sources:
+        scores += evaluate_keypoints(pairs, method, config, fmt, supers, progress=True).pairs
+    results = KeypointResults(method.name, fmt, scores, config, supers)
+    record = {**{k: v for k, v in vars(args).items() if k != "func"}, "protocol": asdict(config)}
+    document = result_document("keypoints", record, results.to_record())
+    _print_paths(write_outputs(document, Path(args.out), f"keypoints_{fmt}_{_slug(args.name or method.name)}"))
+    for pair_type in results.pair_types():
+        for task in config.tasks:
+            for alpha in config.alphas:
+                pck = results.pck(task, alpha, "bbox", pair_type)
+                if pck["points"]:
+                    print(f"{pair_type} {task} PCK@{alpha:g} (bbox): per-image {100 * pck['per_image']:.1f}, per-point {100 * pck['per_point']:.1f} ({pck['points']} points)")
+    return 0
+
+
+# --------------------------------------------------------------------------- lvlm
+
+
+def _lvlm(args: argparse.Namespace) -> int:
+    import os
+
+    from funcorr.eval.keypoints import SOCOPairs, SPairPairs
+    from funcorr.eval.lvlm import (
+        LVLMAnswerer,
+        OpenAIChatClient,
+        RandomAnswerer,
+        RandomPlusPlusAnswerer,
+        evaluate_lvlm,
+        questions_from_pairs,
+        read_questions,
+    )
+    from funcorr.eval.report import result_document, write_outputs
+    from funcorr.images import InputError
+
+    if (args.questions is None) == (args.data is None):
+        raise InputError("Give exactly one of --questions FILE or --data DIR.")
+    if args.questions is not None:
+        questions = read_questions(args.questions)
+    else:
+        root = Path(args.data)
+        pairs = SOCOPairs(root, args.pair_type, max_pairs_per_category=args.max_pairs) if (root / "PairAnnotations").is_dir() else SPairPairs(root, max_pairs=args.max_pairs)
+        questions = questions_from_pairs(pairs, args.mode, seed=args.seed)
+    if args.max_questions is not None:
+        questions = questions[: args.max_questions]
+    if args.baseline == "random":
+        answerer = RandomAnswerer(args.seed)
+    elif args.baseline == "random++":
+        answerer = RandomPlusPlusAnswerer(args.seed)
+    else:
+        if not args.base_url or not args.model:
+            raise InputError("An LVLM needs --base-url and --model (or use --baseline random / random++).")
+        answerer = LVLMAnswerer(OpenAIChatClient(args.base_url, args.model, os.environ.get(args.api_key_env) if args.api_key_env else None, timeout_s=args.timeout))
+    results = evaluate_lvlm(questions, answerer, circular_eval=not args.no_circular, progress=True)
+    record = {k: v for k, v in vars(args).items() if k not in ("func", "api_key_env")}
+    document = result_document("lvlm", record, results.to_record())
+    _print_paths(write_outputs(document, Path(args.out), f"lvlm_{_slug(args.name or answerer.name)}_{_slug(args.mode)}"))
+    print(f"{answerer.name} ({args.mode}): accuracy {100 * results.average_accuracy:.1f}, circular {100 * results.circular_accuracy:.1f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _report(args: argparse.Namespace) -> int:
+    from funcorr.eval.report import render_report
+
+    print(render_report([Path(p) for p in args.results], Path(args.out), args.title))
+    return 0
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def register(sub) -> None:
+    from funcorr.cli import add_feature_options
+
+    evaluate = sub.add_parser("eval", help="benchmarks: dense functional, keypoint (SPair/SOCO), LVLM multiple choice")
+    tasks = evaluate.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+
+    functional = tasks.add_parser("functional", help="label transfer + discovery on a funcorr benchmark folder (paper Sec. 5.1)")
+    functional.add_argument("--data", required=True, help="benchmark folder written by the data engine")
+    functional.add_argument("--split", default="test", help="benchmark split (default: test)")
+    functional.add_argument("--method", default=None, help="chance, or a registered backbone (default: --backbone); --checkpoint selects a trained head")
+    functional.add_argument("--parts", default="none", help="part masks: none, gt, head (checkpoint mask head), folder:DIR (<pair_id>_<1|2>.png) or module:factory")
+    functional.add_argument("--thresholds", type=float, nargs="+", default=[23, 15, 10, 5], help="pixel thresholds at 224 px")
+    functional.add_argument("--no-discovery", action="store_true", help="label transfer only (discovery is the slow part)")
+    functional.add_argument("--soft-window", type=float, help="soft-argmax refinement radius for label transfer (network px)")
+    _common(functional)
+    add_feature_options(functional)
+    functional.set_defaults(func=_functional)
+
+    keypoints = tasks.add_parser("keypoints", help="PCK on SPair-71k-style or SOCO pairs (SOC, CC, Cross-SOC, SOC-geo)")
+    keypoints.add_argument("--data", required=True, help="SPair folder (pairs.json or PairAnnotation/) or SOCO root")
+    keypoints.add_argument("--format", choices=["auto", "spair", "soco"], default="auto")
+    keypoints.add_argument("--split", default="test", help="SPair-71k split")
+    keypoints.add_argument("--pair-type", choices=["intra", "cross", "both"], default="both", help="SOCO pair type")
+    keypoints.add_argument("--categories", nargs="+", help="only these categories / pair groups")
+    keypoints.add_argument("--method", default=None, help="chance, or a registered backbone (default: --backbone)")
+    keypoints.add_argument("--alpha", type=float, nargs="+", default=[0.05, 0.1, 0.15], help="PCK thresholds as fractions of the reference length")
+    keypoints.add_argument("--tasks", nargs="+", choices=["soc", "cc", "soc_geo"], default=["soc", "cc", "soc_geo"])
+    keypoints.add_argument("--strict", action="store_true", help="count error < threshold (SOCO's code) instead of <=")
+    keypoints.add_argument("--soft-window", type=float, help="soft-argmax refinement radius (network px)")
+    keypoints.add_argument("--super-categories", help="JSON {category: super-category} (default for SPair: PASCAL groups)")
+    _common(keypoints)
+    add_feature_options(keypoints)
+    keypoints.set_defaults(func=_keypoints)
+
+    lvlm = tasks.add_parser("lvlm", help="SOCO multiple-choice keypoint questions for an OpenAI-compatible LVLM endpoint")
+    lvlm.add_argument("--data", help="SOCO root or SPair folder to build questions from")
+    lvlm.add_argument("--questions", help="JSON/JSONL questions file instead of --data")
+    lvlm.add_argument("--pair-type", choices=["intra", "cross"], default="intra")
+    lvlm.add_argument("--mode", choices=["visual", "visual+description", "description"], default="visual")
+    lvlm.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    lvlm.add_argument("--model", help="model name sent to the endpoint")
+    lvlm.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (if any)")
+    lvlm.add_argument("--timeout", type=float, default=120.0)
+    lvlm.add_argument("--baseline", choices=["random", "random++"], help="answer with a baseline instead of an LVLM")
+    lvlm.add_argument("--no-circular", action="store_true", help="ask each question once instead of in all 4 rotations")
+    lvlm.add_argument("--max-questions", type=int)
+    _common(lvlm)
+    lvlm.set_defaults(func=_lvlm)
+
+    report = sub.add_parser("report", help="render result JSONs into one Markdown page with tables and plots")
+    report.add_argument("results", nargs="+", help="result JSON files or folders")
+    report.add_argument("--out", required=True, help="output folder for report.md and its PNGs")
+    report.add_argument("--title", default="funcorr evaluation report")
+    report.set_defaults(func=_report)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pairs", type=int, help="evaluate at most this many pairs (per category for SOCO)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for chance baselines and question order")
+    parser.add_argument("--name", help="name used in output file names (default: the method)")
+    parser.add_argument("--out", required=True, help="output folder")
