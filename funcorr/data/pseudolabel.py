@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Literal, Protocol, Self
 
 import httpx
@@ -76,10 +74,11 @@ class PartBoxProposer(Protocol):
 
 def load_part_descriptions(files: Sequence[str] = DESCRIPTION_FILES) -> dict[str, dict[str, str]]:
     """category -> part -> description, merged over ``files`` (earlier files win per part)."""
+    from funcorr.data.taxonomy import load_json
+
     merged: dict[str, dict[str, str]] = {}
-    folder = resources.files("funcorr") / "resources" / "taxonomy"
     for name in files:
-        for category, parts in json.loads((folder / name).read_text(encoding="utf-8")).items():
+        for category, parts in load_json(name).items():
             for part, description in parts.items():
                 merged.setdefault(_key(category), {}).setdefault(_key(part), description)
     return merged

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from importlib import resources
-
 from funcorr.images import InputError
-
-TAXONOMY_FILE = "action2objects.json"
 
 
 def function_names() -> tuple[str, ...]:
     """The taxonomy's function names (e.g. ``"pour-with"``), in file order."""
-    path = resources.files("funcorr") / "resources" / "taxonomy" / TAXONOMY_FILE
-    return tuple(json.loads(path.read_text(encoding="utf-8")))
+    from funcorr.data.taxonomy import taxonomy
+
+    return tuple(taxonomy().functions)
 
 
 def function_text(name: str) -> str:
