@@ -49,6 +49,20 @@ def _check_points(points: list[tuple[float, float]], image: LoadedImage) -> torc
     return tensor
 
 
+def record_header(source: Path, target: Path, matcher: Matcher) -> dict:
+    """The provenance every result JSON starts with: inputs, feature settings, coordinate convention."""
+    return {
+        "source": str(source),
+        "target": str(target),
+        "function": matcher.config.function,
+        "backbone": matcher.config.backbone if matcher.head is None else "checkpoint",
+        "checkpoint": matcher.config.checkpoint,
+        "image_size": matcher.config.image_size,
+        "resize": matcher.config.resize,
+        "coordinates": "original image pixels, x=column, y=row, (0,0) = centre of the top-left pixel",
+    }
+
+
 def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray]:
     """Compute matches for ``request``. Returns (JSON-ready record, picture as (H, W, 3) uint8)."""
     src_image, tgt_image = load_image(request.source), load_image(request.target)
@@ -57,16 +71,7 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
     src, tgt = matcher.prepare(src_image), matcher.prepare(tgt_image)
     src_feat, tgt_feat = matcher.features([src, tgt])
     part_masks = matcher.predicted_part_mask([src, tgt])
-    record: dict = {
-        "source": str(request.source),
-        "target": str(request.target),
-        "function": matcher.config.function,
-        "backbone": matcher.config.backbone if matcher.head is None else "checkpoint",
-        "checkpoint": matcher.config.checkpoint,
-        "image_size": matcher.config.image_size,
-        "resize": matcher.config.resize,
-        "coordinates": "original image pixels, x=column, y=row, (0,0) = centre of the top-left pixel",
-    }
+    record = record_header(request.source, request.target, matcher)
     if matcher.head is None and matcher.config.function:
         record["note"] = "Raw backbone features do not depend on the function; pass --checkpoint for function-conditioned matching."
     left, right = to_uint8(src.rgb), to_uint8(tgt.rgb)
