@@ -40,7 +40,7 @@ def parse_point(text: str) -> tuple[float, float]:
     return x, y
 
 
-def _check_points(points: list[tuple[float, float]], image: LoadedImage) -> torch.Tensor:
+def check_points(points: list[tuple[float, float]], image: LoadedImage) -> torch.Tensor:
     width, height = image.size
     tensor = torch.tensor(points, dtype=torch.float32).reshape(-1, 2)
     outside = [(x, y) for x, y in points if not (0 <= x <= width - 1 and 0 <= y <= height - 1)]
@@ -49,11 +49,12 @@ def _check_points(points: list[tuple[float, float]], image: LoadedImage) -> torc
     return tensor
 
 
-def record_header(source: Path, target: Path, matcher: Matcher) -> dict:
-    """The provenance every result JSON starts with: inputs, feature settings, coordinate convention."""
+def record_header(source: Path | dict, target: Path | dict, matcher: Matcher) -> dict:
+    """The provenance every result JSON starts with: inputs (paths, or descriptions of uploaded
+    images), feature settings, coordinate convention."""
     return {
-        "source": str(source),
-        "target": str(target),
+        "source": str(source) if isinstance(source, Path) else source,
+        "target": str(target) if isinstance(target, Path) else target,
         "function": matcher.config.function,
         "backbone": matcher.config.backbone if matcher.head is None else "checkpoint",
         "checkpoint": matcher.config.checkpoint,
@@ -66,7 +67,7 @@ def record_header(source: Path, target: Path, matcher: Matcher) -> dict:
 def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray]:
     """Compute matches for ``request``. Returns (JSON-ready record, picture as (H, W, 3) uint8)."""
     src_image, tgt_image = load_image(request.source), load_image(request.target)
-    points = _check_points(request.points, src_image) if request.points else None
+    points = check_points(request.points, src_image) if request.points else None
     src_label = load_mask(request.mask, size=src_image.size) if request.mask else None
     src, tgt = matcher.prepare(src_image), matcher.prepare(tgt_image)
     src_feat, tgt_feat = matcher.features([src, tgt])
