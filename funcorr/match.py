@@ -15,7 +15,7 @@ import torch
 
 from funcorr.images import InputError, LoadedImage, atomic_path, load_image, load_mask, save_png_atomic
 from funcorr.model.matcher import Matcher, MatcherConfig, Prepared
-from funcorr.model.matching import discover, mask_pixels, spread_out, transfer_mask, transfer_points
+from funcorr.model.matching import Transfer, discover_in_regions, mask_pixels, part_regions, spread_out, transfer_mask, transfer_points
 from funcorr.viz import draw_label_transfer, draw_matches, mask_overlay, side_by_side, to_uint8
 
 
@@ -72,12 +72,14 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
     src, tgt = matcher.prepare(src_image), matcher.prepare(tgt_image)
     src_feat, tgt_feat = matcher.features([src, tgt])
     part_masks = matcher.predicted_part_mask([src, tgt])
+    # With a mask head, match part to part and rest to rest (the paper's Sec. 8.2).
+    regions = part_regions(src.mask, tgt.mask, *(part_masks or (None, None)))
     record = record_header(request.source, request.target, matcher)
     if matcher.head is None and matcher.config.function:
         record["note"] = "Raw backbone features do not depend on the function; pass --checkpoint for function-conditioned matching."
     left, right = to_uint8(src.rgb), to_uint8(tgt.rgb)
     if points is not None:
-        moved = transfer_points(src_feat, tgt_feat, src.plan.to_net(points), soft_window=request.soft_window)
+        moved = _transfer_by_region(src_feat, tgt_feat, src.plan.to_net(points), regions, request.soft_window)
         record["points"] = [
             {"source": p.tolist(), "target": q.tolist(), "similarity": float(s)}
             for p, q, s in zip(points, tgt.plan.to_orig(moved.points.cpu()), moved.similarity.cpu())
@@ -90,9 +92,8 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
         picture = side_by_side(mask_overlay(left, net_label.numpy()), mask_overlay(right, tgt_mask.cpu().numpy()))[0]
         record["_mask"] = _mask_to_original(tgt_mask.cpu(), tgt, tgt_image)
     else:
-        ranked = discover(src_feat, tgt_feat)
-        keep = spread_out(ranked.src_xy.cpu(), ranked.tgt_xy.cpu(), request.top)
-        top = ranked.top(ranked.score.shape[0])
+        top = discover_in_regions(src_feat, tgt_feat, regions)
+        keep = spread_out(top.src_xy.cpu(), top.tgt_xy.cpu(), request.top)
         record["top_matches"] = [
             {
                 "source": p.tolist(),
@@ -109,7 +110,25 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
         picture = np.concatenate([np.asarray(lines), np.full((8, lines.width, 3), 255, np.uint8), np.asarray(transfer_picture)], axis=0)
     if part_masks is not None:
         record["predicted_part_pixels"] = [int(m.sum()) for m in part_masks]
+        record["matched_within_parts"] = len(regions) == 2
     return record, picture
+
+
+def _transfer_by_region(src, tgt, points: torch.Tensor, regions: list[tuple[torch.Tensor, torch.Tensor]], soft_window: float | None) -> Transfer:
+    """Transfer each point within the target region paired with the source region it lies in
+    (points in no region use the last pair, the whole object or its rest)."""
+    xy = points.round().long()
+    target = torch.full((points.shape[0], 2), float("nan"))
+    similarity = torch.zeros(points.shape[0])
+    todo = torch.ones(points.shape[0], dtype=torch.bool)
+    for index, (src_region, tgt_region) in enumerate(regions):
+        inside = src_region.cpu()[xy[:, 1].clamp(0, src_region.shape[0] - 1), xy[:, 0].clamp(0, src_region.shape[1] - 1)]
+        chosen = todo & (inside if index < len(regions) - 1 else torch.ones_like(todo))
+        if chosen.any():
+            moved = transfer_points(src, tgt, points[chosen], tgt_mask=tgt_region, soft_window=soft_window)
+            target[chosen], similarity[chosen] = moved.points.cpu(), moved.similarity.cpu()
+            todo &= ~chosen
+    return Transfer(target, similarity)
 
 
 def _resize_mask(mask: torch.Tensor, prepared: Prepared) -> torch.Tensor:

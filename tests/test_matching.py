@@ -139,3 +139,24 @@ def test_candidate_stride_searches_a_coarser_lattice():
     coarse = transfer_points(src, tgt, points, candidate_stride=4).points
     assert torch.all(coarse % 4 == 0)
     assert torch.allclose(coarse, torch.tensor([[4.0, 8.0], [12.0, 4.0]]))
+
+
+def test_part_regions_and_regionwise_discovery():
+    from funcorr.model.matching import discover_in_regions, part_regions
+
+    obj = torch.ones(10, 10, dtype=torch.bool)
+    part = torch.zeros(10, 10, dtype=torch.bool)
+    part[:, :4] = True
+    regions = part_regions(obj, obj, part, part, min_pixels=16)
+    assert len(regions) == 2 and torch.equal(regions[0][0], part) and torch.equal(regions[1][1], ~part)
+    assert len(part_regions(obj, obj, part, None)) == 1
+    tiny = torch.zeros_like(part)
+    tiny[0, 0] = True
+    assert len(part_regions(obj, obj, tiny, part, min_pixels=16)) == 1  # too small: whole objects
+    # Features that would send every pixel to column 8 cannot cross from the part to the rest.
+    src = coordinate_features((10, 10))
+    tgt = coordinate_features((10, 10), transform=lambda xy: torch.stack([xy[:, 0] * 0 + 8, xy[:, 1]], -1))
+    ranked = discover_in_regions(src, tgt, regions)
+    in_part = ranked.src_xy[:, 0] < 4
+    assert in_part[:40].all() and not in_part[40:].any()  # part first, then the rest
+    assert (ranked.tgt_xy[in_part][:, 0] < 4).all() and (ranked.tgt_xy[~in_part][:, 0] >= 4).all()

@@ -58,6 +58,7 @@ from funcorr.model.matching import (
     ImageFeatures,
     discover,
     mask_pixels,
+    part_regions,
     transfer_points,
 )
 
@@ -402,14 +403,7 @@ def label_transfer_region(src: View, tgt: View, min_pixels: int) -> torch.Tensor
 
 def discovery_regions(src: View, tgt: View, min_pixels: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(source region, target region) pairs ranked separately then concatenated in this order."""
-    if src.part_mask is not None and tgt.part_mask is not None:
-        regions = [
-            (src.part_mask & src.object_mask, tgt.part_mask & tgt.object_mask),
-            (~src.part_mask & src.object_mask, ~tgt.part_mask & tgt.object_mask),
-        ]
-        if all(_count(m) >= min_pixels for pair in regions for m in pair):
-            return regions
-    return [(src.object_mask, tgt.object_mask)]
+    return part_regions(src.object_mask, tgt.object_mask, src.part_mask, tgt.part_mask, min_pixels)
 
 
 def evaluate_direction(

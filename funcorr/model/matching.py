@@ -198,6 +198,27 @@ def discover(
     return Discovery(src_xy[order], fwd.points[order], score[order], fwd.similarity[order], cycle[order])
 
 
+def part_regions(
+    src_object: torch.Tensor, tgt_object: torch.Tensor, src_part: torch.Tensor | None, tgt_part: torch.Tensor | None, min_pixels: int = 16
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(source region, target region) pairs to match within, as the paper does with part masks
+    (Sec. 8.2): part to part, then the rest of each object to the rest. Falls back to the whole
+    objects when a part mask is missing or a region has fewer than ``min_pixels`` pixels.
+    All masks (H, W) bool."""
+    if src_part is not None and tgt_part is not None:
+        regions = [(src_part & src_object, tgt_part & tgt_object), (~src_part & src_object, ~tgt_part & tgt_object)]
+        if all(int(mask.sum()) >= min_pixels for pair in regions for mask in pair):
+            return regions
+    return [(src_object, tgt_object)]
+
+
+def discover_in_regions(src: ImageFeatures, tgt: ImageFeatures, regions: list[tuple[torch.Tensor, torch.Tensor]], block_rows: int = DEFAULT_BLOCK_ROWS) -> Discovery:
+    """:func:`discover` within each region pair, rankings concatenated in region order."""
+    parts = [discover(src, tgt, src_mask=s, tgt_mask=t, block_rows=block_rows) for s, t in regions]
+    fields = zip(*((d.src_xy, d.tgt_xy, d.score, d.similarity, d.cycle_error) for d in parts))
+    return Discovery(*(torch.cat(list(f)) for f in fields))
+
+
 def mutual_nearest(src: ImageFeatures, tgt: ImageFeatures, tolerance: float = 0.5, block_rows: int = DEFAULT_BLOCK_ROWS) -> Discovery:
     """Matches whose backward nearest neighbour returns to (within ``tolerance`` px of) the start."""
     ranked = discover(src, tgt, block_rows=block_rows)
