@@ -3,7 +3,7 @@
 # tests need (pytest, hypothesis, and Debian's chromium for the browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pip_install() { python3 -m pip install -q --disable-pip-version-check "$@"; }
+pip_install() { python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "$@"; }
 # torch first and pinned: on this project's machines 2.13.0 is a local CPU wheel, and with it in
 # place nothing below can pull a newer (CUDA) build.
 pip_install torch==2.13.0
