@@ -9,6 +9,7 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
+from synthetic import colour_features
 
 from funcorr.eval.functional import (
     ChanceMatcher,
@@ -36,21 +37,6 @@ def world_image(offset: torch.Tensor, size: int = SIZE) -> torch.Tensor:
     return torch.stack([(xs + offset[0]) / 64, (ys + offset[1]) / 64, torch.full_like(xs, 0.5)])
 
 
-def colour_features(images: list[Prepared], function: str = "") -> list[ImageFeatures]:
-    """Per-pixel features from the prepared image's colour (bilinear), unique per world place."""
-    out = []
-    for prepared in images:
-        rgb = prepared.rgb
-        height, width = rgb.shape[1:]
-
-        def sample(points: torch.Tensor, rgb=rgb, height=height, width=width) -> torch.Tensor:
-            grid = torch.stack([points[:, 0] / (width - 1) * 2 - 1, points[:, 1] / (height - 1) * 2 - 1], -1)
-            colour = F.grid_sample(rgb[None], grid[None, :, None].float(), align_corners=True)[0, :, :, 0].T
-            r, g = colour[:, 0] * 3, colour[:, 1] * 3
-            return F.normalize(torch.stack([r.cos(), r.sin(), g.cos(), g.sin()], -1), dim=-1)
-
-        out.append(ImageFeatures(sample, (height, width), prepared.mask))
-    return out
 
 
 def shifted_pair(pair_id: str = "p0", across: bool = False, function: str = "pour-with", dense: bool = False) -> dict:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
+from synthetic import colour_features
 
 from funcorr.backbones.base import FeatureGrid
 from funcorr.eval.keypoints import (
@@ -29,8 +29,6 @@ from funcorr.eval.keypoints import (
     score_pair,
 )
 from funcorr.images import plan_resize
-from funcorr.model.matcher import Prepared
-from funcorr.model.matching import ImageFeatures
 
 SHIFT = np.array([6.0, 3.0])  # target pixel = source pixel - SHIFT
 
@@ -44,21 +42,6 @@ def save_world(path: Path, size: tuple[int, int], offset: np.ndarray) -> None:
     Image.fromarray((rgb * 255).round().astype(np.uint8)).save(path)
 
 
-def colour_features(images: list[Prepared]) -> list[ImageFeatures]:
-    """Features = the prepared image's colour at each pixel, made unique per world place."""
-    out = []
-    for prepared in images:
-        rgb = prepared.rgb
-        height, width = rgb.shape[1:]
-
-        def sample(points: torch.Tensor, rgb=rgb, height=height, width=width) -> torch.Tensor:
-            grid = torch.stack([points[:, 0] / (width - 1) * 2 - 1, points[:, 1] / (height - 1) * 2 - 1], -1)
-            colour = F.grid_sample(rgb[None], grid[None, :, None].float(), align_corners=True)[0, :, :, 0].T
-            r, g = colour[:, 0] * 3, colour[:, 1] * 3
-            return F.normalize(torch.stack([r.cos(), r.sin(), g.cos(), g.sin()], -1), dim=-1)
-
-        out.append(ImageFeatures(sample, (height, width), prepared.mask))
-    return out
 
 
 def colour_method(size: int, resize: str = "pad", soft_window: float | None = None) -> FeatureKeypointMethod:
