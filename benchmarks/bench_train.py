@@ -18,7 +18,7 @@ from funcorr.backbones import load_backbone
 from funcorr.data.dataset import PRESETS, TrainViews, make_dataset
 from funcorr.model.head import FunctionHead, HeadConfig
 from funcorr.text import load_function_embedder
-from funcorr.train import TrainConfig, build_cache, training_step
+from funcorr.train import TrainConfig, build_cache, functional_pair_options, training_step
 
 
 def steps_per_second(step, n: int) -> float:
@@ -41,13 +41,14 @@ def main() -> None:
     cache = build_cache(cfg, backbone, device)
     embedder = load_function_embedder(cfg.text_encoder)
     text = dict(zip(cache.part_masks, embedder.embed(list(cache.part_masks))))
+    options = functional_pair_options(cache)
     head = FunctionHead(HeadConfig(in_dim=backbone.dim, text_dim=embedder.dim))
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
     rng, gen = random.Random(0), torch.Generator().manual_seed(0)
     views = TrainViews(root)
 
     def cached_step() -> None:
-        loss = training_step(head, cache, text, cfg, rng, gen, device)["loss"]
+        loss = training_step(head, cache, options, text, cfg, rng, gen, device)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -70,8 +70,9 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
     points = check_points(request.points, src_image) if request.points else None
     src_label = load_mask(request.mask, size=src_image.size) if request.mask else None
     src, tgt = matcher.prepare(src_image), matcher.prepare(tgt_image)
-    src_feat, tgt_feat = matcher.features([src, tgt])
-    part_masks = matcher.predicted_part_mask([src, tgt])
+    blocks = matcher.block_features([src, tgt])
+    src_feat, tgt_feat = matcher.features([src, tgt], blocks)
+    part_masks = matcher.predicted_part_mask([src, tgt], blocks)
     # With a mask head, match part to part and rest to rest (the paper's Sec. 8.2).
     regions = part_regions(src.mask, tgt.mask, *(part_masks or (None, None)))
     record = record_header(request.source, request.target, matcher)

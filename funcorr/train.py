@@ -211,8 +211,9 @@ def build_cache(cfg: TrainConfig, backbone, device: torch.device) -> TrainingCac
 # --- batches --------------------------------------------------------------------------------
 
 
-def functional_pairs(cache: TrainingCache, n: int, rng: random.Random) -> list[tuple[str, int, int]]:
-    """n (function, view_a, view_b) with different assets whose functional part is visible in both."""
+def functional_pair_options(cache: TrainingCache) -> list[tuple[str, list[int]]]:
+    """Per function, the views whose functional part shows (>= 8 px), for functions seen on at
+    least two assets. Computed once per run: it scans every part mask."""
     options = []
     for function, parts in cache.part_masks.items():
         visible = torch.nonzero(parts.flatten(1).sum(1) >= 8).flatten().tolist()
@@ -220,6 +221,11 @@ def functional_pairs(cache: TrainingCache, n: int, rng: random.Random) -> list[t
             options.append((function, visible))
     if not options:
         raise InputError("No function has a visible part on two different assets: make more data.")
+    return options
+
+
+def functional_pairs(cache: TrainingCache, options: list[tuple[str, list[int]]], n: int, rng: random.Random) -> list[tuple[str, int, int]]:
+    """n (function, view_a, view_b) drawn from ``options`` with views of different assets."""
     out = []
     while len(out) < n:
         function, visible = rng.choice(options)
@@ -235,14 +241,23 @@ def _blocks(cache: TrainingCache, views: list[int], rng: random.Random, device: 
     return torch.stack([cache.features[v, k] for v, k in zip(views, variants)]).float().to(device)
 
 
-def training_step(head, cache: TrainingCache, text: dict[str, torch.Tensor], cfg: TrainConfig, rng: random.Random, gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+def training_step(
+    head,
+    cache: TrainingCache,
+    options: list[tuple[str, list[int]]],
+    text: dict[str, torch.Tensor],
+    cfg: TrainConfig,
+    rng: random.Random,
+    gen: torch.Generator,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
     """Loss terms of one step (each a scalar tensor) and their weighted total under 'loss'."""
     from funcorr.backbones import FeatureGrid
     from funcorr.model.losses import LossWeights, combined_loss, functional_infonce, mask_bce, sample_part_points, spatial_infonce
 
     grid = FeatureGrid(cache.patch_size, cache.stride)
     n = cfg.points_per_image
-    pairs = functional_pairs(cache, cfg.batch_pairs, rng)
+    pairs = functional_pairs(cache, options, cfg.batch_pairs, rng)
     functions = [f for f, _, _ in pairs]
     views_a, views_b = [a for _, a, _ in pairs], [b for _, _, b in pairs]
     text_batch = torch.stack([text[f] for f in functions]).to(device)
@@ -335,6 +350,7 @@ def train(cfg: TrainConfig) -> Path:
         cache = cache or build_cache(cfg, backbone, device)
     embedder = load_function_embedder(cfg.text_encoder)
     text = {f: e for f, e in zip(cache.part_masks, embedder.embed(list(cache.part_masks)))}
+    options = functional_pair_options(cache)
     head = FunctionHead(HeadConfig(in_dim=backbone.dim, n_blocks=len(backbone.layers), text_dim=embedder.dim, mask_head=cfg.mask_head)).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
     step, history = 0, []
@@ -361,7 +377,7 @@ def train(cfg: TrainConfig) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc="training", unit="step", disable=rank != 0)
     while step < cfg.steps:
         model.train()
-        terms = training_step(model, cache, text, cfg, rng, gen, device)
+        terms = training_step(model, cache, options, text, cfg, rng, gen, device)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()

@@ -157,7 +157,29 @@ def _plain_keypoints(points: Sequence[Sequence[float]], names: Sequence[Any] | N
     return tuple(Keypoint(i, str(names[i]) if names else str(i), (float(p[0]), float(p[1]))) for i, p in enumerate(points))
 
 
-class SPairPairs(Sequence[KeypointPair]):
+class _LazyPairs(Sequence[KeypointPair]):
+    """A pair list that parses one pair per access; subclasses define ``__len__`` and ``_pair``."""
+
+    def _pair(self, index: int) -> KeypointPair:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> KeypointPair: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[KeypointPair]: ...
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._pair(index % len(self))
+
+    def __iter__(self) -> Iterator[KeypointPair]:
+        for index in range(len(self)):
+            yield self[index]
+
+
+class SPairPairs(_LazyPairs):
     """SPair-71k pairs, lazily: either a ``pairs.json`` list (spair-mini style: ``source_path``,
     ``source_points``, ``source_bounding_box``, ...) or SPair-71k's ``PairAnnotation/<split>/*.json``
     (``src_imname``, ``src_kps``, ``src_bndbox``, ...). SPair has no concept labels, so only SOC
@@ -184,24 +206,11 @@ class SPairPairs(Sequence[KeypointPair]):
         count = len(self._entries) if self._entries is not None else len(self._paths)
         return count if self._limit is None else min(count, self._limit)
 
-    @overload
-    def __getitem__(self, index: int) -> KeypointPair: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[KeypointPair]: ...
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        index %= len(self)
+    def _pair(self, index: int) -> KeypointPair:
         if self._entries is not None:
             return self._parse_listed(self._entries[index], index)
         path = self._paths[index]
         return self._parse_spair71k(_read_json(path), path)
-
-    def __iter__(self) -> Iterator[KeypointPair]:
-        for index in range(len(self)):
-            yield self[index]
 
     def _parse_listed(self, entry: Mapping[str, Any], index: int) -> KeypointPair:
         category = str(entry.get("category", ""))
@@ -223,7 +232,7 @@ class SPairPairs(Sequence[KeypointPair]):
 _SOCO_PAIR_DIRS = {"intra": Path("PairAnnotations/intra"), "cross": Path("PairAnnotations/cross")}
 
 
-class SOCOPairs(Sequence[KeypointPair]):
+class SOCOPairs(_LazyPairs):
     """SOCO pair annotations (``PairAnnotations/<intra|cross>/<group>/*.json``, images in
     ``Images/<category>/``), parsed on access; deterministic (sorted) order."""
 
@@ -249,19 +258,9 @@ class SOCOPairs(Sequence[KeypointPair]):
     def __len__(self) -> int:
         return len(self.annotation_paths)
 
-    @overload
-    def __getitem__(self, index: int) -> KeypointPair: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[KeypointPair]: ...
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _pair(self, index: int) -> KeypointPair:
         path = self.annotation_paths[index]
         return parse_soco_pair(_read_json(path), self.root, self.pair_type, path)
-
-    def __iter__(self) -> Iterator[KeypointPair]:
-        for index in range(len(self)):
-            yield self[index]
 
 
 def _soco_keypoints(items: Sequence[Mapping[str, Any]]) -> tuple[Keypoint, ...]:

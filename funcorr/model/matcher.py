@@ -103,9 +103,10 @@ class Matcher:
         return torch.cat(out)
 
     @torch.no_grad()
-    def features(self, images: list[Prepared]) -> list[ImageFeatures]:
-        """Queryable per-pixel features for each prepared image."""
-        blocks = self.block_features(images)
+    def features(self, images: list[Prepared], blocks: torch.Tensor | None = None) -> list[ImageFeatures]:
+        """Queryable per-pixel features for each prepared image (``blocks``: precomputed
+        :meth:`block_features`, so callers needing part masks too run the backbone once)."""
+        blocks = self.block_features(images) if blocks is None else blocks
         size = (self.config.image_size, self.config.image_size)
         result = []
         for prepared, block in zip(images, blocks):
@@ -116,9 +117,9 @@ class Matcher:
         return result
 
     @torch.no_grad()
-    def predicted_part_mask(self, images: list[Prepared]) -> list[torch.Tensor] | None:
+    def predicted_part_mask(self, images: list[Prepared], blocks: torch.Tensor | None = None) -> list[torch.Tensor] | None:
         """The head's functional-part mask per image (None without a mask head)."""
         if self.head is None or self.head.mask_proj is None:
             return None
-        blocks = self.block_features(images)
+        blocks = self.block_features(images) if blocks is None else blocks
         return [head_part_mask(self.head, block, self.backbone.grid, self.text_embedding[0], p.mask) for p, block in zip(images, blocks)]
