@@ -9,7 +9,11 @@ object size and ``depth`` is the camera z of that point.
 
 Normals are crease-aware interpolated (shading) normals in the object frame, flipped
 to face the camera so open or thin surfaces shade from both sides. RGB is Lambert +
-Blinn-Phong with two camera-fixed lights, so every view is lit the same way.
+Blinn-Phong with two camera-fixed lights; by default every view is lit the same way on a
+uniform background. :class:`Lighting` can also tint the lights, cast shadow rays towards
+the key light and add mirror reflections of a sky/ground environment, and a scene can carry
+a per-point albedo function (solid textures); :mod:`funcorr.data.appearance` draws all of
+these at random per instance and per view.
 
 ``render_cycles`` renders the same camera with Blender Cycles when ``bpy`` is
 installed (optional, for higher-quality RGB).
@@ -18,7 +22,7 @@ installed (optional, for higher-quality RGB).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +33,9 @@ from trimesh.ray.ray_pyembree import RayMeshIntersector
 from funcorr.data.assets.base import Asset, Material
 
 Size = tuple[int, int]  # (W, H)
-Background = str | tuple[int, int, int]
+Background = str | tuple[int, int, int] | np.ndarray  # name, colour or an (H, W, 3) uint8 image
+# Per-point albedo: (points (N, 3), faces (N,)) -> (N, 3) in [0, 1].
+Albedo = Callable[[np.ndarray, np.ndarray], np.ndarray]
 DEFAULT_SIZE: Size = (224, 224)
 DEFAULT_FOV_DEG = 40.0
 # Views from 50 deg below to 75 deg above the object's horizon.
@@ -83,15 +89,36 @@ class Camera:
         return self.cam_to_world[:3, 3]
 
 
+RGB = tuple[float, float, float]
+WHITE: RGB = (1.0, 1.0, 1.0)
+
+
 @dataclass(frozen=True)
 class Lighting:
-    """Camera-fixed lights; directions point from the surface towards the light, in camera coordinates."""
+    """Camera-fixed directional lights; directions point from the surface towards the light, in
+    camera coordinates. Colours are linear RGB multipliers (white = (1, 1, 1)).
+
+    shadows: how dark the key light's shadows are (0 = no shadow rays, 1 = black), cast with
+    embree shadow rays; sky / ground: environment colours seen in mirror reflections of
+    surfaces with reflectivity > 0, blended by the reflected ray's elevation above the
+    horizon whose 'up' is ``env_up`` (camera frame); env_bands: strength of bright and dark
+    bands across that environment (like softboxes and walls seen in polished metal).
+    The defaults are the fixed look of flat renders.
+    """
 
     ambient: float = 0.32
     key_direction: tuple[float, float, float] = (-0.45, -0.6, -0.65)
     key: float = 0.65
     fill_direction: tuple[float, float, float] = (0.7, 0.1, -0.7)
     fill: float = 0.25
+    ambient_color: RGB = WHITE
+    key_color: RGB = WHITE
+    fill_color: RGB = WHITE
+    shadows: float = 0.0
+    sky: RGB = WHITE
+    ground: RGB = (0.3, 0.3, 0.3)
+    env_up: tuple[float, float, float] = (0.0, -1.0, 0.0)
+    env_bands: float = 0.0
 
 
 @dataclass
@@ -99,7 +126,8 @@ class RayScene:
     """A mesh prepared for repeated rendering: BVH, per-corner shading normals and per-face appearance.
 
     corner_normals (F, 3, 3); face_colors (F, 3) float in [0, 1]; face_specular (F,);
-    face_shininess (F,); face_parts (F,) int16.
+    face_shininess (F,); face_parts (F,) int16; face_reflect (F,) mirror reflectivity
+    (None = 0); albedo: optional per-point albedo (solid texture) replacing face_colors.
     """
 
     mesh: trimesh.Trimesh
@@ -110,6 +138,8 @@ class RayScene:
     face_shininess: np.ndarray
     face_parts: np.ndarray
     part_names: list[str] = field(default_factory=list)
+    face_reflect: np.ndarray | None = None
+    albedo: Albedo | None = None
 
 
 def _corner_normals(mesh: trimesh.Trimesh, crease_deg: float = 35.0) -> np.ndarray:
@@ -256,23 +286,76 @@ def background_color(background: Background, seed: int) -> np.ndarray:
     return np.asarray(background, np.float64)
 
 
-def _shade(
-    scene: RayScene, faces: np.ndarray, normals: np.ndarray, view_dirs: np.ndarray, rot: np.ndarray, light: Lighting
+# Shadow rays start this far (object units; objects are unit-sized) off the surface so
+# they do not hit their own triangle (embree intersects in float32).
+SHADOW_OFFSET = 2e-3
+
+
+def _shadow_factor(
+    scene: RayScene, points: np.ndarray, normals: np.ndarray, to_light: np.ndarray, darkness: float
 ) -> np.ndarray:
-    """Blinn-Phong colours (N, 3) in [0, 255] for hits with unit normals (N, 3) and unit view rays (N, 3)."""
-    albedo = scene.face_colors[faces]
+    """(N,) light reaching each point (N, 3): 1, or 1 - darkness where the mesh blocks the ray
+    towards the (directional) light."""
+    factor = np.ones(len(points))
+    lit = np.flatnonzero(normals @ to_light > 0)  # the others get no direct light anyway
+    if len(lit):
+        origins = points[lit] + SHADOW_OFFSET * normals[lit]
+        directions = np.broadcast_to(to_light, origins.shape).copy()
+        blocked = scene.intersector.intersects_any(origins, directions)
+        factor[lit[blocked]] = 1.0 - darkness
+    return factor
+
+
+def _environment(directions: np.ndarray, light: Lighting) -> np.ndarray:
+    """(N, 3) environment colour seen along camera-frame directions (N, 3): ground below the
+    horizon, sky above, with a smooth horizon and optional bands."""
+    elevation = directions @ (np.asarray(light.env_up) / np.linalg.norm(light.env_up))
+    t = np.clip(0.5 + 2.0 * elevation, 0.0, 1.0)
+    t = t * t * (3.0 - 2.0 * t)
+    t = t[:, None]
+    env = np.asarray(light.ground)[None] * (1.0 - t) + np.asarray(light.sky)[None] * t
+    if light.env_bands:
+        env = env * (1.0 + light.env_bands * np.cos(7.0 * elevation))[:, None]
+    return env
+
+
+def _shade(
+    scene: RayScene,
+    faces: np.ndarray,
+    points: np.ndarray,
+    normals: np.ndarray,
+    view_dirs: np.ndarray,
+    rot: np.ndarray,
+    light: Lighting,
+) -> np.ndarray:
+    """Blinn-Phong colours (N, 3) in [0, 255] for hits at points (N, 3) with unit normals (N, 3)
+    and unit view rays (N, 3), all in the object frame; ``rot`` turns camera into object axes."""
+    albedo = scene.face_colors[faces] if scene.albedo is None else scene.albedo(points, faces)
     to_eye = -view_dirs
-    colour = np.full((len(faces), 1), light.ambient) * albedo
-    specular = np.zeros(len(faces))
-    for direction, strength in ((light.key_direction, light.key), (light.fill_direction, light.fill)):
+    colour = np.full((len(faces), 1), light.ambient) * np.asarray(light.ambient_color) * albedo
+    specular = np.zeros((len(faces), 3))
+    lights = (
+        (light.key_direction, light.key, light.key_color, light.shadows),
+        (light.fill_direction, light.fill, light.fill_color, 0.0),
+    )
+    for direction, strength, tint, darkness in lights:
         to_light = rot @ (np.asarray(direction) / np.linalg.norm(direction))
         lambert = np.clip(normals @ to_light, 0.0, None)
-        colour += strength * lambert[:, None] * albedo
         half = to_light[None] + to_eye
         half /= np.linalg.norm(half, axis=1, keepdims=True)
         cos_h = np.clip(np.einsum("ij,ij->i", normals, half), 0.0, None)
-        specular += strength * scene.face_specular[faces] * cos_h ** scene.face_shininess[faces]
-    return np.clip(255.0 * (colour + specular[:, None]), 0, 255)
+        highlight = strength * scene.face_specular[faces] * cos_h ** scene.face_shininess[faces]
+        if darkness > 0:
+            reach = _shadow_factor(scene, points, normals, to_light, darkness)
+            lambert, highlight = lambert * reach, highlight * reach
+        colour += strength * lambert[:, None] * albedo * np.asarray(tint)
+        specular += highlight[:, None] * np.asarray(tint)
+    if scene.face_reflect is not None and scene.face_reflect[faces].any():
+        # Metals mirror their surroundings, tinted by their own colour.
+        reflect = scene.face_reflect[faces][:, None]
+        mirrored = view_dirs - 2.0 * np.einsum("ij,ij->i", view_dirs, normals)[:, None] * normals
+        colour = (1.0 - reflect) * colour + reflect * albedo * _environment(mirrored @ rot, light)
+    return np.clip(255.0 * (colour + specular), 0, 255)
 
 
 def render_view(
@@ -286,7 +369,8 @@ def render_view(
 ) -> RenderedView:
     """Ray-cast one view with all buffers; ``seed`` only drives random backgrounds.
 
-    Pass a prepared :class:`RayScene` (see :func:`prepare`) to render many views of one mesh
+    ``background`` is a name, an (r, g, b) colour or an (H, W, 3) uint8 image. Pass a
+    prepared :class:`RayScene` (see :func:`prepare`) to render many views of one mesh
     without rebuilding its BVH.
     """
     scene = prepare(mesh_or_asset)
@@ -310,8 +394,16 @@ def render_view(
     normals *= np.where(facing == 0, 1.0, facing)[:, None]
 
     rgb = np.empty((h * w, 3))
-    rgb[:] = background_color(background, seed)
-    rgb[hit] = _shade(scene, f, normals, unit_dirs, np.asarray(cam_to_world)[:3, :3], lighting)
+    if isinstance(background, np.ndarray) and background.ndim == 3:
+        if background.shape != (h, w, 3):
+            raise ValueError(
+                f"Background image of shape {background.shape} does not match the view ({h}, {w}, 3)."
+            )
+        rgb[:] = background.reshape(-1, 3)
+    else:
+        rgb[:] = background_color(background, seed)
+    rot = np.asarray(cam_to_world)[:3, :3]
+    rgb[hit] = _shade(scene, f, points, normals, unit_dirs, rot, lighting)
     depth = np.zeros(h * w, np.float32)
     depth[hit] = t
     xyz = np.full((h * w, 3), np.nan, np.float32)

@@ -70,13 +70,19 @@ class FunctionalPart:
         )
 
 
+MATERIAL_KINDS = ("metal", "plastic", "wood", "ceramic", "rubber", "glass")
+
+
 @dataclass(frozen=True)
 class Material:
-    """Phong-style appearance of one part: base colour (3,) uint8, specular weight, shininess."""
+    """Phong-style appearance of one part: base colour (3,) uint8, specular weight, shininess,
+    and the material kind (one of :data:`MATERIAL_KINDS`), which picks the solid texture and
+    the specular range of randomised renders (:mod:`funcorr.data.appearance`)."""
 
     color: tuple[int, int, int]
     specular: float = 0.2
     shininess: float = 20.0
+    kind: str = "plastic"
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,4 +222,6 @@ def random_material(rng: np.random.Generator, kind: str) -> Material:
         sat, value = rng.uniform(0.45, 0.9), rng.uniform(0.45, 0.95)
         specular, shininess = 0.3, 20.0
     rgb = colorsys.hsv_to_rgb(hue, sat, value)
-    return Material(tuple(int(round(c * 255)) for c in rgb), specular, shininess)
+    # The kind is recorded without drawing from ``rng``, so shapes and colours stay as they were.
+    known = kind if kind in MATERIAL_KINDS else "plastic"
+    return Material(tuple(int(round(c * 255)) for c in rgb), specular, shininess, known)
