@@ -153,11 +153,16 @@ def apply_resize(image: torch.Tensor, plan: Resize, mode: str = "bilinear") -> t
     return out.clamp(0, 1) if not squeeze else out
 
 
-def save_png_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike) -> None:
-    """Write a PNG through a temporary file so a crash never leaves half an image."""
+def save_png_atomic(
+    image: np.ndarray | Image.Image, path: str | os.PathLike, compress_level: int = 6
+) -> None:
+    """Write a PNG through a temporary file so a crash never leaves half an image.
+
+    compress_level: zlib level 0-9 (6 is PIL's default; 3 encodes noisy photos ~3x faster
+    for ~10 % more bytes)."""
     im = image if isinstance(image, Image.Image) else Image.fromarray(image)
     with atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
+        im.save(tmp, format="PNG", compress_level=compress_level)
 
 
 class atomic_path:

@@ -15,7 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Resumable: finished assets are skipped when run again with the same options.",
     )
     make.add_argument("--out", required=True, help="dataset folder (created; resumed if it exists)")
-    make.add_argument("--preset", default="default", help="tiny | benchmark | default (options below override it)")
+    make.add_argument(
+        "--preset",
+        default="default",
+        help="tiny | benchmark | default | train (options below override it)",
+    )
     make.add_argument("--functions", metavar="LIST", help="comma-separated functions, e.g. pour-with,cut-with")
     make.add_argument("--assets-per-category", type=int, metavar="N")
     make.add_argument("--views", type=int, dest="train_views", metavar="V", help="views per training asset (paper: 19)")
@@ -26,7 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument(
         "--unseen", dest="unseen_categories", metavar="CATS", help="comma-separated categories held out as 'unseen'"
     )
-    make.add_argument("--background", help="white | black | grey | random")
+    make.add_argument("--background", help="white | black | grey | random (flat appearance)")
+    make.add_argument(
+        "--appearance",
+        choices=("random", "flat"),
+        help="random: textures, random lights, shadows, lenses, roll, framing and backdrops per "
+        "view; flat: part colours under fixed lights (default: the preset's; only 'train' is random)",
+    )
+    make.add_argument(
+        "--backgrounds",
+        metavar="KINDS",
+        help="backdrops of random appearance, comma-separated: colour,studio,gradient,noise,photo",
+    )
     make.add_argument(
         "--meshes", metavar="DIR", help="folder of real meshes (GLB/OBJ/PLY + .parts.json sidecars) to add"
     )
@@ -77,7 +92,31 @@ def config_from_args(args: argparse.Namespace):
             )
         },
     }
-    return dataclasses.replace(PRESETS[args.preset], **{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = dataclasses.replace(PRESETS[args.preset], **given)
+    backgrounds = _csv(getattr(args, "backgrounds", None))
+    return _with_appearance(config, getattr(args, "appearance", None), backgrounds)
+
+
+def _with_appearance(config, mode: str | None, backgrounds: tuple[str, ...] | None):
+    """Apply ``--appearance`` and ``--backgrounds`` to a DataConfig."""
+    from funcorr.data.appearance import AppearanceConfig  # noqa: PLC0415
+    from funcorr.images import InputError  # noqa: PLC0415
+
+    if mode == "flat":
+        if backgrounds:
+            raise InputError(
+                "--backgrounds applies to --appearance random; flat renders use --background."
+            )
+        return dataclasses.replace(config, appearance=None)
+    appearance = config.appearance
+    if mode == "random" and appearance is None:
+        appearance = AppearanceConfig()
+    if backgrounds:
+        if appearance is None:
+            raise InputError("--backgrounds needs random appearance: add --appearance random.")
+        appearance = dataclasses.replace(appearance, backgrounds=backgrounds)
+    return dataclasses.replace(config, appearance=appearance)
 
 
 def make_data(args: argparse.Namespace) -> int:

@@ -67,6 +67,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from funcorr.data.appearance import AppearanceConfig, render_random_views
 from funcorr.data.assets import (
     CATEGORIES,
     Asset,
@@ -76,6 +77,7 @@ from funcorr.data.assets import (
     generate,
     load_mesh_asset,
     slug,
+    supported_functions,
 )
 from funcorr.data.assets.mesh_io import MESH_SUFFIXES
 from funcorr.data.groundtruth import FunctionalView, GTConfig, PairGT, functional_pairs, masked_view
@@ -104,7 +106,10 @@ class DataConfig:
     generated); meshes: optional folder of real meshes (+ ``.parts.json`` sidecars) added
     as extra assets; pairs_per_function: evaluation pairs per function and split (fewer
     when the pool cannot provide them); match_neighbours: for each training view, the
-    number of nearest views (by camera direction) with stored multi-view correspondences.
+    number of nearest views (by camera direction) with stored multi-view correspondences;
+    appearance: randomised textures, lights, cameras and backdrops
+    (:mod:`funcorr.data.appearance`; ``background`` is then unused), None for the flat look
+    (part colours, fixed lights and lens, ``background``).
     """
 
     functions: tuple[str, ...] = ("pour-with", "cut-with")
@@ -123,9 +128,13 @@ class DataConfig:
     match_neighbours: int = 4
     meshes: str | None = None
     gt: GTConfig = field(default_factory=GTConfig)
+    appearance: AppearanceConfig | None = None
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.appearance is None:  # flat datasets keep the config.json they always had
+            del data["appearance"]
+        return data
 
     @staticmethod
     def from_json(data: dict) -> DataConfig:
@@ -133,6 +142,8 @@ class DataConfig:
         data["gt"] = GTConfig(**data.get("gt", {}))
         for key in ("functions", "unseen_categories"):
             data[key] = tuple(data.get(key, ()))
+        if data.get("appearance") is not None:
+            data["appearance"] = AppearanceConfig.from_json(data["appearance"])
         return DataConfig(**data)
 
 
@@ -175,6 +186,17 @@ PRESETS: Mapping[str, DataConfig] = MappingProxyType(
             pairs_per_asset_pair=2,
         ),
         "default": DataConfig(),
+        # The release training set: every function some procedural family supports (the list
+        # grows with the families), randomised appearance, a held-out test split for pairs.
+        "train": DataConfig(
+            functions=tuple(supported_functions()),
+            assets_per_category=8,
+            train_views=12,
+            eval_views=16,
+            test_fraction=0.25,
+            pairs_per_function=40,
+            appearance=AppearanceConfig(),
+        ),
     }
 )
 
@@ -276,9 +298,15 @@ def _view_stem(view_id: int) -> str:
     return f"{view_id:04d}"
 
 
-def _write_view(folder: Path, view_id: int, view: RenderedView, functions: dict[str, FunctionalPart]) -> None:
+def _write_view(
+    folder: Path,
+    view_id: int,
+    view: RenderedView,
+    functions: dict[str, FunctionalPart],
+    rgb_compression: int = 6,
+) -> None:
     stem = folder / _view_stem(view_id)
-    save_png_atomic(view.rgb, f"{stem}.png")
+    save_png_atomic(view.rgb, f"{stem}.png", rgb_compression)
     save_png_atomic((view.mask * 255).astype(np.uint8), f"{stem}.mask.png")
     # 8-bit labels unless a (real) mesh has more parts than that.
     label_type = np.uint8 if len(view.part_names) < 255 else np.uint16
@@ -341,18 +369,24 @@ def _asset_record(asset: Asset, plan: AssetPlan, views: list[RenderedView], size
 def write_asset(root: Path, plan: AssetPlan, config: DataConfig) -> None:
     """Build, render and write one asset folder atomically (temp folder + rename)."""
     asset = plan.build()
-    scene = prepare(asset)
     size = (config.image_size, config.image_size)
-    cameras = asset_cameras(asset, plan.n_views, size, seed=plan.seed)
-    views = [
-        render_view(scene, c.K, c.cam_to_world, size, config.background, plan.seed + i) for i, c in enumerate(cameras)
-    ]
+    if config.appearance is not None:
+        views = render_random_views(asset, plan.n_views, size, plan.seed, config.appearance)
+    else:
+        scene = prepare(asset)
+        cameras = asset_cameras(asset, plan.n_views, size, seed=plan.seed)
+        views = [
+            render_view(scene, c.K, c.cam_to_world, size, config.background, plan.seed + i)
+            for i, c in enumerate(cameras)
+        ]
     final = root / "assets" / plan.asset_id
     tmp = Path(tempfile.mkdtemp(dir=root / "assets", prefix=f".{plan.asset_id}."))
     try:
         (tmp / "views").mkdir()
+        # Randomised photos (textures, sensor noise) compress poorly: a faster zlib level.
+        rgb_compression = 6 if config.appearance is None else 3
         for i, view in enumerate(views):
-            _write_view(tmp / "views", i, view, asset.functions)
+            _write_view(tmp / "views", i, view, asset.functions, rgb_compression)
         _save_npz(
             tmp / "mesh.npz",
             vertices=asset.mesh.vertices,
@@ -545,6 +579,8 @@ def _validate(config: DataConfig) -> None:
         raise InputError(str(err)) from err
     if config.assets_per_category < 1 or config.train_views < 1 or config.eval_views < 1 or config.image_size < 8:
         raise InputError("assets per category and view counts must be >= 1, image size >= 8.")
+    if config.appearance is not None:
+        config.appearance.validate()
 
 
 def make_dataset(
