@@ -33,13 +33,43 @@ FRAME_CONVENTIONS: Mapping[str, str] = MappingProxyType(
         "spread-with": "as scrape-with.",
         "scoop-with": "origin at the centre of the opening of the bowl; z = opening normal (out of the "
         "concave side); x = towards the tip / away from the handle.",
-        "pound-with": "origin at the centre of the striking face; z = outward face normal; x = towards the handle.",
+        "pound-with": "origin at the centre of the striking face; z = outward face normal; "
+        "x = towards the handle (for faces on the tool's axis, which are round or square: "
+        "along the face).",
         "hang-onto": "origin at the support point (where a hung object rests); z = inner surface normal "
         "there; x = normal of the loop plane.",
         "pierce-with": "origin at the point; z = pointing direction; x = across the tip's width.",
         "poke-with": "as pierce-with.",
         "dig-with": "as pierce-with (origin at the digging tip).",
         "roll-onto": "origin at the centre of the rolling body; z = roll axis.",
+        "press-with": "as pound-with: origin at the centre of the pressing face; z = outward face "
+        "normal.",
+        "brush-with": "origin at the centre of the bristle tips; z = direction the bristles point "
+        "(out of their tips); x = along the longer side of the bristle field.",
+        "sweep-with": "as scrape-with: origin at the middle of the working edge (bristle tips, "
+        "blade or tine ends); z = direction the edge faces out of the tool (along the bristles or "
+        "tines, in the blade plane); x = along the edge.",
+        "mix-with": "origin at the centre of the part that moves through the mixture (whisk "
+        "wires, bowl, tines, blade); z = along the tool axis away from the handle; x = normal of "
+        "the part's flat face (out of the concave side of bowls).",
+        "pry-with": "as scrape-with: origin at the middle of the thin end that is slid under the "
+        "load; z = direction it is inserted (out of the end); x = along the end's edge.",
+        "wedge-with": "as pry-with; y (= z cross x) is the sloped face of one-sided wedges.",
+        "peel-with": "as cut-with: origin at the middle of the peeling edge; z = edge normal in "
+        "the blade plane; x = along the edge.",
+        "write-with": "as pierce-with (origin at the writing point, z = pointing direction).",
+        "pick up-with": "origin midway between the two gripping tips; z = direction the tips "
+        "point (away from the pivot or handle); x = closing direction, from one jaw towards the "
+        "other.",
+        "sift-with": "origin at the lowest point of the perforated surface; z = direction the "
+        "fines fall through (out of the convex side, opposite to scoop-with's opening normal); x "
+        "= away from the handle.",
+        "apply torque-with": "origin on the turning axis at the middle of the gripping part (jaw "
+        "opening, socket, key tip); z = that axis, towards the work (out of a socket or key tip; "
+        "the upper face for flat jaws); x = towards the handle (the lever arm).",
+        "pull-with": "as hang-onto: origin where the pulled object is caught (inside of a hook, "
+        "root of a claw); z = direction the caught object is pulled (inner surface normal there); "
+        "x = normal of the hook plane.",
     }
 )
 

@@ -256,3 +256,88 @@ def surface_distance(mesh: trimesh.Trimesh, points: np.ndarray, candidates: int 
         best_d[start : start + 256] = found
         best_t[start : start + 256] = idx[np.arange(len(chunk)), pick]
     return best_d, best_t
+
+
+def rounded_rect(half_a: float, half_b: float, corner: float, per_corner: int = 3) -> np.ndarray:
+    """Convex rounded rectangle (S, 2), counter-clockwise, half-sides along the two section axes.
+
+    ``corner`` is the corner radius (clipped to the shorter half-side); flat bars, strips
+    and handles are swept with it.
+    """
+    corner = min(corner, 0.999 * min(half_a, half_b))
+    centres = [(half_a - corner, half_b - corner), (-half_a + corner, half_b - corner)]
+    centres += [(-half_a + corner, -half_b + corner), (half_a - corner, -half_b + corner)]
+    points = []
+    for k, (ca, cb) in enumerate(centres):
+        angles = np.linspace(k * np.pi / 2, (k + 1) * np.pi / 2, per_corner + 1)
+        points.append(np.stack([ca + corner * np.cos(angles), cb + corner * np.sin(angles)], 1))
+    return np.concatenate(points)
+
+
+def sweep(
+    path: np.ndarray,
+    section: np.ndarray,
+    scale: float | np.ndarray = 1.0,
+    up: np.ndarray | None = None,
+) -> Piece:
+    """Closed solid swept along a polyline with a convex cross-section, like :func:`tube`.
+
+    path: (N, 3) centre line; section: (S, 2) convex polygon around (0, 0) in the
+    (first axis, second axis) plane of the section (first axis along ``up`` when given);
+    scale: scalar, (N,) or (N, 2) per-node factors on the two section axes (tapers).
+    Caps are fans from the centre line. face_segment as in :func:`tube`.
+    """
+    path = np.asarray(path, np.float64)
+    section = np.asarray(section, np.float64)
+    a, b = section[:, 0], section[:, 1]
+    if np.sum(a * np.roll(b, -1) - np.roll(a, -1) * b) < 0:  # keep the winding of tube()
+        section = section[::-1]
+    n, s = len(path), len(section)
+    factors = np.asarray(scale, np.float64)
+    factors = np.broadcast_to(factors[:, None] if factors.ndim == 1 else factors, (n, 2))
+    tangents, normals, binormals = _transport_frames(path)
+    if up is not None:
+        up = np.asarray(up, np.float64)
+        normals = up[None] - (tangents @ up)[:, None] * tangents
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        binormals = np.cross(tangents, normals)
+    offsets = (factors[:, None, 0:1] * section[None, :, 0:1]) * normals[:, None] + (
+        factors[:, None, 1:2] * section[None, :, 1:2]
+    ) * binormals[:, None]
+    vertices = np.concatenate([(path[:, None] + offsets).reshape(-1, 3), path[[0, -1]]])
+    idx = np.arange(n * s).reshape(n, s)
+    faces, seg = [], []
+    for i in range(n - 1):
+        faces.append(_ring_faces(idx[i], idx[i + 1]))
+        seg.append(np.full(2 * s, i))
+    start, end = n * s, n * s + 1
+    faces.append(np.stack([np.full(s, start), np.roll(idx[0], -1), idx[0]], 1))
+    seg.append(np.zeros(s, int))
+    faces.append(np.stack([np.full(s, end), idx[-1], np.roll(idx[-1], -1)], 1))
+    seg.append(np.full(s, n - 2))
+    mesh = _orient_outward(_mesh(vertices, np.concatenate(faces)))
+    return mesh, np.concatenate(seg)
+
+
+def prism(profile: np.ndarray, width: float, center_y: float = 0.0) -> Piece:
+    """Convex polygon (K, 2) in the xz plane extruded along y over ``width``; one segment."""
+    profile = np.asarray(profile, np.float64)
+    centre = profile.mean(0)
+    ends = np.array([center_y - width / 2, center_y + width / 2])
+    path = np.stack([np.full(2, centre[0]), ends, np.full(2, centre[1])], 1)
+    # With up = +x the section's second axis is y x x = -z.
+    section = np.stack([profile[:, 0] - centre[0], centre[1] - profile[:, 1]], 1)
+    mesh, _ = sweep(path, section, up=(1.0, 0.0, 0.0))
+    return mesh, np.zeros(len(mesh.faces), int)
+
+
+def ring_lathe(profile: np.ndarray, segments: int = 48) -> Piece:
+    """:func:`lathe` of a closed (r, z) loop that stays off the axis (a rim, a band, a cup wall).
+
+    The loop is closed by repeating its first point and the seam is welded, so the ring is
+    watertight; face order and face_segment are those of :func:`lathe`.
+    """
+    profile = np.asarray(profile, np.float64)
+    mesh, seg = lathe(np.concatenate([profile, profile[:1]]), segments)
+    mesh.merge_vertices()
+    return _orient_outward(mesh), seg
