@@ -20,7 +20,21 @@ from types import MappingProxyType
 
 import numpy as np
 
-from funcorr.data.assets import blades, containers, hooks, scoops, tools
+from funcorr.data.assets import (
+    blades,
+    brushes,
+    containers,
+    garden,
+    grippers,
+    hooks,
+    kitchen,
+    levers,
+    scoops,
+    sieves,
+    tools,
+    wrenches,
+    writers,
+)
 from funcorr.data.assets.base import (
     FRAME_CONVENTIONS,
     Asset,
@@ -32,8 +46,11 @@ from funcorr.data.assets.base import (
 from funcorr.data.assets.family import Family, Range
 from funcorr.data.assets.mesh_io import load_mesh_asset, save_mesh_asset
 
+# Registry order fixes dataset plans; new modules go last so older datasets keep their order.
+MODULES = (containers, blades, scoops, tools, hooks)
+MODULES += (brushes, kitchen, sieves, levers, wrenches, grippers, writers, garden)
 CATEGORIES: Mapping[str, Family] = MappingProxyType(
-    {f.category: f for module in (containers, blades, scoops, tools, hooks) for f in module.FAMILIES}
+    {f.category: f for module in MODULES for f in module.FAMILIES}
 )
 
 __all__ = [
