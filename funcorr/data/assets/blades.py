@@ -1,4 +1,5 @@
-"""Flat-bladed tools (cut-with, pierce-with, scrape-with, lift-with, spread-with): knife, cleaver, spatula, scraper.
+"""Flat-bladed tools (cut-with, pierce-with, scrape-with, lift-with, spread-with, mix-with,
+press-with, peel-with, pry-with): knife, cleaver, spatula, scraper.
 
 Tools lie along +x (handle at x < 0, working end at +x) with the blade in the z = 0
 plane; knife edges face -y.
@@ -109,6 +110,9 @@ def build_spatula(p: Params, rng: np.random.Generator) -> Draft:
     d.add("blade", thick_sheet(grid, 0.02))
     spec = _front_edge_spec(grid, "blade")
     d.functions.update({"lift-with": spec, "scrape-with": spec, "spread-with": spec})
+    centre = grid.mean((0, 1))
+    d.functions["mix-with"] = FunctionSpec("blade", centre, spec.z, (0, 0, 1), symmetry=2)
+    d.functions["press-with"] = FunctionSpec("blade", centre - (0, 0, 0.01), (0, 0, -1), (-1, 0, 0))
     blade = pick_material(rng, ("metal", "plastic", "rubber"))
     d.materials.update(blade=blade, neck=blade, handle=pick_material(rng, HANDLE_KINDS))
     return d
@@ -125,6 +129,7 @@ def build_scraper(p: Params, rng: np.random.Generator) -> Draft:
     d.add("blade", thick_sheet(grid, np.linspace(0.025, 0.006, 20)[:, None].repeat(12, 1)))
     spec = _front_edge_spec(grid, "blade")
     d.functions.update({"scrape-with": spec, "spread-with": spec})
+    d.functions.update({"peel-with": spec, "pry-with": spec})
     d.materials.update(
         blade=pick_material(rng, ("metal",)),
         ferrule=pick_material(rng, ("metal",)),
@@ -176,7 +181,7 @@ FAMILIES = (
             "curl": Range(0.0, 0.06),
         },
         build_spatula,
-        ("lift-with", "scrape-with", "spread-with"),
+        ("lift-with", "scrape-with", "spread-with", "mix-with", "press-with"),
     ),
     Family(
         "scraper",
@@ -188,6 +193,6 @@ FAMILIES = (
             "front_width": Range(0.6, 1.2),
         },
         build_scraper,
-        ("scrape-with", "spread-with"),
+        ("scrape-with", "spread-with", "peel-with", "pry-with"),
     ),
 )

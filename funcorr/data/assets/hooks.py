@@ -1,4 +1,4 @@
-"""Hanging tools (hang-onto): wall hook and coat hanger, both lying in the xz plane."""
+"""Hanging tools (hang-onto, pull-with): wall hook and coat hanger, both lying in the xz plane."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def build_hook(p: Params, rng: np.random.Generator) -> Draft:
         d.add("mount", tube(arc((0, 0, 0.2), 0.15, -np.pi / 2, 1.5 * np.pi, 32), 0.7 * wire, segments=12))
     bottom = np.array([bend, 0, -shank - r])
     d.functions["hang-onto"] = FunctionSpec("curve", bottom + [0, 0, wire], (0, 0, 1), LOOP_NORMAL)
+    d.functions["pull-with"] = d.functions["hang-onto"]
     metal = pick_material(rng, ("metal", "metal", "plastic"))
     d.materials.update(shank=metal, curve=metal, tip=metal, mount=metal)
     return d
@@ -68,7 +69,7 @@ FAMILIES = (
             "mount": Range(0, 1, integer=True),
         },
         build_hook,
-        ("hang-onto",),
+        ("hang-onto", "pull-with"),
     ),
     Family(
         "coat hanger",

@@ -1,4 +1,4 @@
-"""Bowl-ended tools (scoop-with, pour-with, dig-with): spoon, ladle, trowel, scoop.
+"""Bowl-ended tools (scoop-with, pour-with, dig-with, mix-with): spoon, ladle, trowel, scoop.
 
 Tools lie along +x with the bowl at +x opening towards +z.
 """
@@ -39,6 +39,7 @@ def build_spoon(p: Params, rng: np.random.Generator) -> Draft:
     width = np.linspace(p["handle_width"], 0.05, len(path))
     d.add("handle", tube(path, width, segments=14, aspect=0.25, up=UP))
     d.functions["scoop-with"] = FunctionSpec("bowl", (centre, 0, 0), UP, FORWARD)
+    d.functions["mix-with"] = FunctionSpec("bowl", (centre, 0, -depth / 2), FORWARD, UP)
     metal = pick_material(rng, ("metal", "metal", "plastic", "wood"))
     d.materials.update(bowl=metal, handle=metal)
     return d
@@ -133,7 +134,7 @@ FAMILIES = (
             "handle_rise": Range(0.0, 0.25),
         },
         build_spoon,
-        ("scoop-with",),
+        ("scoop-with", "mix-with"),
     ),
     Family(
         "ladle",

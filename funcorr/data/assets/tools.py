@@ -1,5 +1,5 @@
-"""Striking and pointed tools (pound-with, pierce-with, poke-with, lift-with, dig-with): hammer, mallet,
-screwdriver, awl, fork.
+"""Striking and pointed tools (pound-with, press-with, pull-with, pierce-with, poke-with, pry-with,
+lift-with, mix-with): hammer, mallet, screwdriver, awl, fork.
 
 Handles run along x; hammer and mallet heads run along y with the striking face at +y;
 pointed tools point towards +x.
@@ -55,9 +55,18 @@ def build_hammer(p: Params, rng: np.random.Generator) -> Draft:
     _straight_handle(d, p["handle_length"], p["handle_radius"], hx / 2)
     face_end = hy / 2 - 0.02 + face_len
     d.functions["pound-with"] = FunctionSpec("face", (0, face_end, 0), (0, 1, 0), TOWARDS_HANDLE, symmetry=0)
+    d.functions["pull-with"] = _claw_spec(hy, p["claw_length"])
     d.materials.update(head=pick_material(rng, ("metal",)), handle=pick_material(rng, ("wood", "rubber", "plastic")))
     d.materials.update(face=d.materials["head"], claw=d.materials["head"])
     return d
+
+
+def _claw_spec(head_length: float, claw_length: float) -> FunctionSpec:
+    """pull-with on the claw: mid-way along it between the prongs, z towards its concave side."""
+    p0 = np.array([0, -head_length / 2 + 0.05, 0])
+    p2 = np.array([-0.5 * claw_length, -head_length / 2 - 0.9 * claw_length, 0])
+    mid = bezier(np.array([p0, [0, -head_length / 2 - 0.4 * claw_length, 0], p2]), 3)[1]
+    return FunctionSpec("claw", mid, (p0 + p2) / 2 - mid, (0, 0, 1))
 
 
 def build_mallet(p: Params, rng: np.random.Generator) -> Draft:
@@ -68,6 +77,7 @@ def build_mallet(p: Params, rng: np.random.Generator) -> Draft:
     d.add("face", _face_cylinder(r, length / 2 - face_len, face_len, 0.12 * r))
     _straight_handle(d, p["handle_length"], p["handle_radius"], 0.9 * r)
     d.functions["pound-with"] = FunctionSpec("face", (0, length / 2, 0), (0, 1, 0), TOWARDS_HANDLE, symmetry=0)
+    d.functions["press-with"] = d.functions["pound-with"]
     head = pick_material(rng, ("wood", "rubber", "plastic"))
     d.materials.update(head=head, face=head, handle=pick_material(rng, ("wood", "plastic")))
     return d
@@ -95,7 +105,7 @@ def build_screwdriver(p: Params, rng: np.random.Generator) -> Draft:
     else:  # pointed (Phillips-like) tip modelled as a cone
         d.add("tip", tube(path, rs * (1 - 0.85 * t), segments=16))
     spec = FunctionSpec("tip", (shaft_len + tip_len, 0, 0), FORWARD, (0, 1, 0), symmetry=2 if flat else 0)
-    d.functions.update({"pierce-with": spec, "poke-with": spec})
+    d.functions.update({"pierce-with": spec, "poke-with": spec, "pry-with": spec})
     metal = pick_material(rng, ("metal",))
     d.materials.update(shaft=metal, tip=metal, handle=pick_material(rng, ("plastic", "rubber", "wood")))
     return d
@@ -141,6 +151,9 @@ def build_fork(p: Params, rng: np.random.Generator) -> Draft:
     direction = np.array([tine_len, 0, 1.5 * p["curve"]])
     spec = FunctionSpec("tines", tip_centre, direction, (0, 1, 0))
     d.functions.update({"pierce-with": spec, "poke-with": spec, "lift-with": spec})
+    # Mixing uses the whole tine block: centred on it, z along the tines, x out of the concave side.
+    middle = (head_len + 0.5 * tine_len, 0, 1.75 * p["curve"])
+    d.functions["mix-with"] = FunctionSpec("tines", middle, direction, (0, 0, 1))
     metal = pick_material(rng, ("metal", "metal", "plastic"))
     d.materials.update(neck=metal, tines=metal, handle=pick_material(rng, ("metal", "wood", "plastic")))
     return d
@@ -158,7 +171,7 @@ FAMILIES = (
             "handle_radius": Range(0.07, 0.1),
         },
         build_hammer,
-        ("pound-with",),
+        ("pound-with", "pull-with"),
     ),
     Family(
         "mallet",
@@ -169,7 +182,7 @@ FAMILIES = (
             "handle_radius": Range(0.06, 0.09),
         },
         build_mallet,
-        ("pound-with",),
+        ("pound-with", "press-with"),
     ),
     Family(
         "screwdriver",
@@ -182,7 +195,7 @@ FAMILIES = (
             "tip_type": Range(0, 1, integer=True),
         },
         build_screwdriver,
-        ("pierce-with", "poke-with"),
+        ("pierce-with", "poke-with", "pry-with"),
     ),
     Family(
         "awl",
@@ -209,6 +222,6 @@ FAMILIES = (
             "curve": Range(0.0, 0.08),
         },
         build_fork,
-        ("pierce-with", "poke-with", "lift-with"),
+        ("pierce-with", "poke-with", "lift-with", "mix-with"),
     ),
 )
