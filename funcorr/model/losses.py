@@ -75,7 +75,9 @@ def functional_infonce(
     return (denominator - positives).mean()
 
 
-def spatial_infonce(feats1: torch.Tensor, feats2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+def spatial_infonce(
+    feats1: torch.Tensor, feats2: torch.Tensor, temperature: float = 0.1, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """Multi-view spatial InfoNCE (eq. 2).
 
     feats1, feats2: (B, N, D) unit features where row n of both is the same surface point seen
@@ -84,11 +86,17 @@ def spatial_infonce(feats1: torch.Tensor, feats2: torch.Tensor, temperature: flo
         -log  exp(s(u_n, v_n)/tau) / sum_m exp(s(u_n, v_m)/tau)
 
     i.e. every other sampled point of view 2 is a negative for u_n (the reference's
-    ``spatial_forward``: one direction, view 1 -> view 2).
+    ``spatial_forward``: one direction, view 1 -> view 2). ``valid`` (B, N) bool marks padding
+    rows (False) of pairs with fewer points: they are neither anchors nor negatives.
     """
     logits = torch.einsum("bnd,bmd->bnm", feats1, feats2) / temperature
     targets = torch.arange(logits.shape[1], device=logits.device).expand(logits.shape[0], -1)
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    if valid is None:
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    valid = valid.to(logits.device)
+    logits = logits.masked_fill(~valid[:, None, :], float("-inf"))
+    rows = valid.flatten()
+    return F.cross_entropy(logits.flatten(0, 1)[rows], targets.flatten()[rows])
 
 
 def mask_bce(pos_logits: torch.Tensor, neg_logits: torch.Tensor) -> torch.Tensor:
