@@ -43,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="backdrops of random appearance, comma-separated: colour,studio,gradient,noise,photo",
     )
     make.add_argument(
-        "--meshes", metavar="DIR", help="folder of real meshes (GLB/OBJ/PLY + .parts.json sidecars) to add"
+        "--meshes",
+        metavar="DIR|CSV",
+        help="real meshes to add: a folder (GLB/OBJ/PLY + .parts.json sidecars) or the "
+        "manifest.csv of `funcorr curate` (categories and splits from its rows); "
+        "--assets-per-category 0 adds no procedural assets",
     )
     make.add_argument(
         "--workers", type=int, default=1, metavar="N", help="processes for rendering and pairs (same output)"
@@ -130,7 +134,24 @@ def make_data(args: argparse.Namespace) -> int:
         f"{args.out}: {report.written} assets written, {report.skipped} already there, {pairs} "
         f"({time.perf_counter() - start:.1f} s)"
     )
+    if config.meshes:
+        _note_unlabelled_meshes(args.out)
     return 0
+
+
+def _note_unlabelled_meshes(root: str) -> None:
+    """Say how many real meshes have no functional part (no sidecar ``functions``)."""
+    from funcorr.data.dataset import read_index  # noqa: PLC0415
+
+    assets = read_index(root)["assets"]
+    bare = [a for a, info in assets.items() if a.startswith("mesh-") and not info["functions"]]
+    if bare:
+        n_meshes = sum(a.startswith("mesh-") for a in assets)
+        print(
+            f"note: {len(bare)} of {n_meshes} real meshes have no functional part labels "
+            "(.parts.json 'functions'); they train the multi-view loss only and are in no "
+            "functional or evaluation pair"
+        )
 
 
 def show_pair(args: argparse.Namespace) -> int:

@@ -37,12 +37,13 @@ FORMAT (``format: "funcorr-data"``, ``version: 1``)
 
 Splits are by asset: categories listed in ``unseen_categories`` go entirely to
 ``unseen``; of the other categories, the first ``round(test_fraction * n)`` instances
-(at least one when n >= 2) go to ``test`` and the rest to ``train``. Training views
-come from ``train`` assets (``train_views`` each); ``test`` and ``unseen`` assets get
-``eval_views``. Test pairs take both assets from ``test``; unseen pairs take asset 1
-from ``unseen`` and asset 2 from ``unseen`` or ``test``. Pixel coordinates are (x, y)
-with the centre of the top-left pixel at (0, 0). Every file is a deterministic
-function of config.json (same config => byte-identical folder).
+(at least one when n >= 2) go to ``test`` and the rest to ``train``; real meshes from a
+curation manifest keep the split of their row. Training views come from ``train``
+assets (``train_views`` each); ``test`` and ``unseen`` assets get ``eval_views``. Test
+pairs take both assets from ``test``; unseen pairs take asset 1 from ``unseen`` and asset 2
+from ``unseen`` or ``test``. Pixel coordinates are (x, y) with the centre of the top-left
+pixel at (0, 0). Every file is a deterministic function of config.json (same config =>
+byte-identical folder).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ from funcorr.data.assets import (
 )
 from funcorr.data.assets.mesh_io import MESH_SUFFIXES
 from funcorr.data.groundtruth import FunctionalView, GTConfig, PairGT, functional_pairs, masked_view
+from funcorr.data.manifest import read_manifest
 from funcorr.data.render import (
     RenderedView,
     asset_cameras,
@@ -103,7 +105,8 @@ class DataConfig:
     """Everything that determines a dataset folder.
 
     functions: functions to cover (all procedural categories supporting any of them are
-    generated); meshes: optional folder of real meshes (+ ``.parts.json`` sidecars) added
+    generated); meshes: optional folder of real meshes (+ ``.parts.json`` sidecars), or a
+    ``funcorr curate`` manifest.csv (categories and splits from its rows), added
     as extra assets; pairs_per_function: evaluation pairs per function and split (fewer
     when the pool cannot provide them); match_neighbours: for each training view, the
     number of nearest views (by camera direction) with stored multi-view correspondences;
@@ -214,8 +217,19 @@ class AssetPlan:
 
     def build(self) -> Asset:
         if self.mesh_path is not None:
-            return load_mesh_asset(self.mesh_path, asset_id=self.asset_id)
+            return load_mesh_asset(self.mesh_path, category=self.category, asset_id=self.asset_id)
         return generate(self.category, self.seed, asset_id=self.asset_id)
+
+
+@dataclass(frozen=True)
+class RealMesh:
+    """A real mesh to add: its file, category, the functions its part labels declare, and the
+    split a curation manifest assigned (None: split like procedural assets)."""
+
+    path: str
+    category: str
+    functions: tuple[str, ...] = ()
+    split: str | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,10 +253,11 @@ def _mesh_files(folder: str) -> list[Path]:
     return files
 
 
-def plan_assets(config: DataConfig, mesh_categories: dict[str, str] | None = None) -> list[AssetPlan]:
+def plan_assets(config: DataConfig, meshes: Sequence[RealMesh] = ()) -> list[AssetPlan]:
     """All assets of a config, in a fixed order (procedural categories in registry order, then meshes).
 
-    mesh_categories maps real mesh paths to their categories (from :func:`load_real_meshes`).
+    meshes: real meshes (from :func:`load_real_meshes`); a mesh keeps the split its manifest
+    row gave it unless its category is listed in ``unseen_categories``.
     """
     wanted = [c for c in CATEGORIES if any(c in categories_for(f) for f in config.functions)]
     plans = []
@@ -253,27 +268,69 @@ def plan_assets(config: DataConfig, mesh_categories: dict[str, str] | None = Non
             plans.append(
                 AssetPlan(f"{slug(category)}-{i:04d}", category, split, asset_seed(config.seed, category, i), n_views)
             )
-    by_category: dict[str, list[str]] = {}
-    for path, category in (mesh_categories or {}).items():
-        by_category.setdefault(category, []).append(path)
-    for category, paths in sorted(by_category.items()):
-        for i, path in enumerate(sorted(paths)):
-            split = _split_for(i, len(paths), category, config)
+    by_category: dict[str, list[RealMesh]] = {}
+    for mesh in meshes:
+        by_category.setdefault(mesh.category, []).append(mesh)
+    for category, group in sorted(by_category.items()):
+        for i, mesh in enumerate(sorted(group, key=lambda m: m.path)):
+            split = _split_for(i, len(group), category, config)
+            if mesh.split and category not in config.unseen_categories:
+                split = mesh.split
             n_views = config.train_views if split == "train" else config.eval_views
-            asset_id = f"mesh-{slug(Path(path).stem)}"
-            plans.append(AssetPlan(asset_id, category, split, asset_seed(config.seed, category, i), n_views, path))
+            asset_id = f"mesh-{slug(Path(mesh.path).stem)}"
+            seed = asset_seed(config.seed, category, i)
+            plans.append(AssetPlan(asset_id, category, split, seed, n_views, mesh.path))
     ids = [p.asset_id for p in plans]
     if len(set(ids)) != len(ids):
         raise InputError("Two meshes share a file stem; rename them so asset ids are unique.")
     return plans
 
 
-def load_real_meshes(folder: str) -> dict[str, str]:
-    """Validate every mesh of a folder up front (so a bad file fails before anything is written).
+def load_real_meshes(source: str) -> list[RealMesh]:
+    """Validate every real mesh up front (so a bad file fails before anything is written).
 
-    Returns {mesh path: category}. Raises InputError naming the first unreadable file.
+    source: a folder of meshes (category from each ``.parts.json`` sidecar, else the file
+    stem) or a ``manifest.csv`` written by ``funcorr curate`` (category and split from its
+    rows; a sidecar next to a mesh still supplies part labels and functions). A mesh without
+    part labels is one part, "object", with no function: it is rendered and trains the
+    multi-view loss, but has no functional part, so it is in no functional pair and no
+    evaluation pair. Raises InputError naming the first unreadable file.
     """
-    return {str(path): load_mesh_asset(path).category for path in _mesh_files(folder)}
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        rows = read_manifest(path)
+        missing = [row.uid for row in rows if not row.path]
+        if missing:
+            raise InputError(
+                f"{path}: {len(missing)} row(s) have no mesh path (first: uid {missing[0]}); "
+                "run `funcorr curate` with --meshes so the manifest names the files."
+            )
+        if not rows:
+            raise InputError(f"{path} lists no assets.")
+        entries = [(row.path, row.category, row.split) for row in rows]
+    else:
+        entries = [(str(file), None, None) for file in _mesh_files(source)]
+    meshes = []
+    for file, category, split in entries:
+        asset = load_mesh_asset(file, category=category)
+        meshes.append(RealMesh(file, asset.category, tuple(sorted(asset.functions)), split))
+    return meshes
+
+
+def _check_functions(config: DataConfig, meshes: Sequence[RealMesh]) -> None:
+    """Every function must be supported by a procedural family or by a real mesh's labels,
+    and every unseen category must exist among either."""
+    supported = set(supported_functions()) | {f for mesh in meshes for f in mesh.functions}
+    unknown = [f for f in config.functions if f not in supported]
+    if unknown:
+        raise InputError(
+            f"No asset family or mesh supports {', '.join(unknown)}; "
+            f"supported: {', '.join(sorted(supported))}."
+        )
+    known = set(CATEGORIES) | {mesh.category for mesh in meshes}
+    bad = [c for c in config.unseen_categories if c not in known]
+    if bad:
+        raise InputError(f"Unknown unseen categories {bad}; known: {', '.join(sorted(known))}.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -563,22 +620,16 @@ def _check_config(root: Path, config: DataConfig) -> None:
 
 
 def _validate(config: DataConfig) -> None:
-    unknown = [f for f in config.functions if not categories_for(f)]
-    if unknown:
-        from funcorr.data.assets import supported_functions  # noqa: PLC0415
-
-        raise InputError(
-            f"No asset family supports {', '.join(unknown)}; supported: {', '.join(supported_functions())}."
-        )
-    bad = [c for c in config.unseen_categories if c not in CATEGORIES]
-    if bad:
-        raise InputError(f"Unknown unseen categories {bad}; known: {', '.join(CATEGORIES)}.")
+    if not config.meshes:  # with real meshes, checked once they are loaded
+        _check_functions(config, ())
     try:
         background_color(config.background, 0)
     except ValueError as err:
         raise InputError(str(err)) from err
-    if config.assets_per_category < 1 or config.train_views < 1 or config.eval_views < 1 or config.image_size < 8:
-        raise InputError("assets per category and view counts must be >= 1, image size >= 8.")
+    if config.assets_per_category < (0 if config.meshes else 1):
+        raise InputError("assets per category must be >= 1 (0 is allowed with real meshes only).")
+    if config.train_views < 1 or config.eval_views < 1 or config.image_size < 8:
+        raise InputError("view counts must be >= 1, image size >= 8.")
     if config.appearance is not None:
         config.appearance.validate()
 
@@ -601,8 +652,9 @@ def make_dataset(
     _validate(config)
     root = Path(out)
     _check_config(root, config)
-    mesh_categories = load_real_meshes(config.meshes) if config.meshes else {}
-    plans = plan_assets(config, mesh_categories)
+    meshes = load_real_meshes(config.meshes) if config.meshes else []
+    _check_functions(config, meshes)
+    plans = plan_assets(config, meshes)
 
     (root / "assets").mkdir(parents=True, exist_ok=True)
     for stale in (root / "assets").glob(".*"):  # temp folders of an interrupted run
