@@ -18,6 +18,7 @@ from funcorr.images import InputError
 COMMAND_MODULES = (
     "funcorr.demo",
     "funcorr.data.commands",
+    "funcorr.data.curate_commands",
     "funcorr.train",
     "funcorr.eval.commands",
     "funcorr.serve",

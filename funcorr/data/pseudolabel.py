@@ -41,7 +41,6 @@ from skimage.filters import threshold_otsu
 Box = tuple[float, float, float, float]
 """[x0, y0, x1, y1] in pixel coordinates of the view (x0 <= x1, y0 <= y1)."""
 
-DESCRIPTION_FILES = ("Objaverse_obj2part_descriptions.json", "HANDAL_obj2part_descriptions.json")
 # The reference's third query template (request_part.py), the one it used for labelling.
 DEFAULT_TEMPLATE = "What are the exact bounding boxes of <expr> in the provided picture?"
 
@@ -72,13 +71,18 @@ class PartBoxProposer(Protocol):
 # --- part descriptions and the VLM prompt ------------------------------------------------------
 
 
-def load_part_descriptions(files: Sequence[str] = DESCRIPTION_FILES) -> dict[str, dict[str, str]]:
-    """category -> part -> description, merged over ``files`` (earlier files win per part)."""
-    from funcorr.data.taxonomy import load_json
+def load_part_descriptions(taxonomy: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:
+    """category -> part -> description from the taxonomy in use: the folder ``taxonomy``
+    (e.g. one written by ``funcorr taxonomy parts``) or, when None, the shipped one.
 
+    Objaverse descriptions win over HANDAL ones for the same part.
+    """
+    from funcorr.data.taxonomy import load_taxonomy
+
+    tax = load_taxonomy(taxonomy)
     merged: dict[str, dict[str, str]] = {}
-    for name in files:
-        for category, parts in load_json(name).items():
+    for table in (tax.part_descriptions, tax.handal_part_descriptions):
+        for category, parts in table.items():
             for part, description in parts.items():
                 merged.setdefault(_key(category), {}).setdefault(_key(part), description)
     return merged
@@ -167,7 +171,9 @@ class VLMConfig:
     base_url: e.g. ``http://127.0.0.1:8000/v1`` (``/chat/completions`` is appended);
     api_key_env: name of the environment variable holding the key (no header when unset);
     coords: how the model writes boxes (CogVLM: ``norm1000``); square_pad: pad the image to
-    a white square before sending, as the reference does for CogVLM's square input.
+    a white square before sending, as the reference does for CogVLM's square input;
+    taxonomy: folder of the taxonomy whose part descriptions word the questions (None: the
+    shipped one).
     """
 
     base_url: str
@@ -180,6 +186,7 @@ class VLMConfig:
     top_p: float = 0.95
     max_tokens: int = 256
     timeout_s: float = 120.0
+    taxonomy: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> VLMConfig:
@@ -209,6 +216,24 @@ def encode_view_image(rgb: np.ndarray, square_pad: bool) -> tuple[str, tuple[int
     return f"data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}", image.size, offset
 
 
+def post_chat(client: httpx.Client, config: VLMConfig, body: dict) -> str:
+    """POST one chat-completions request to ``config.base_url``; the assistant's reply text.
+
+    The key, when the environment holds one under ``config.api_key_env``, goes in a Bearer
+    header. Raises VLMError for transport errors and non-200 answers.
+    """
+    url = config.base_url.rstrip("/") + "/chat/completions"
+    key = os.environ.get(config.api_key_env)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = client.post(url, json=body, headers=headers)
+    except httpx.HTTPError as err:
+        raise VLMError(f"VLM request to {url} failed: {err}") from err
+    if response.status_code != 200:
+        raise VLMError(f"VLM at {url} answered HTTP {response.status_code}: {response.text[:300]}")
+    return reply_text(response.json())
+
+
 def reply_text(payload: dict) -> str:
     """Assistant text of a chat-completions response (string or list-of-parts content)."""
     try:
@@ -225,7 +250,9 @@ class VLMBoxProposer:
 
     def __init__(self, config: VLMConfig, descriptions: dict[str, dict[str, str]] | None = None, client: httpx.Client | None = None):
         self.config = config
-        self.descriptions = load_part_descriptions() if descriptions is None else descriptions
+        if descriptions is None:
+            descriptions = load_part_descriptions(config.taxonomy)
+        self.descriptions = descriptions
         self.client = client if client is not None else httpx.Client(timeout=config.timeout_s)
 
     def __enter__(self) -> Self:
@@ -261,17 +288,9 @@ class VLMBoxProposer:
     def propose(self, view: ViewImage, category: str, part: str) -> list[Box]:
         """Boxes the VLM gives for ``part`` in ``view`` (empty when its reply has none)."""
         body, sent_size, offset = self.request_body(view, category, part)
-        url = self.config.base_url.rstrip("/") + "/chat/completions"
-        key = os.environ.get(self.config.api_key_env)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        try:
-            response = self.client.post(url, json=body, headers=headers)
-        except httpx.HTTPError as err:
-            raise VLMError(f"VLM request to {url} failed: {err}") from err
-        if response.status_code != 200:
-            raise VLMError(f"VLM at {url} answered HTTP {response.status_code}: {response.text[:300]}")
+        reply = post_chat(self.client, self.config, body)
         height, width = view.rgb.shape[:2]
-        raw_boxes = parse_box_numbers(reply_text(response.json()))
+        raw_boxes = parse_box_numbers(reply)
         boxes = (reply_box_to_image(raw, self.config.coords, sent_size, offset, (width, height)) for raw in raw_boxes)
         return [box for box in boxes if box is not None]
 

@@ -5,16 +5,34 @@ categories), ``Objaverse_objaverse_action2objects.json`` (the Objaverse subset),
 ``Objaverse_obj2part2function.json`` (category -> part -> functions),
 ``Objaverse_obj2part_descriptions.json`` / ``HANDAL_obj2part_descriptions.json``
 (category -> part -> text description) and ``HANDAL_HANDAL_action2objects.json``.
+A folder with files of the same names (e.g. written by ``funcorr taxonomy``) is read by
+:func:`load_taxonomy` and used wherever a command takes ``--taxonomy``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
+
+from funcorr.images import InputError
+
+# Table name -> file name, shared by the shipped taxonomy and folders given with --taxonomy.
+TAXONOMY_FILES: Mapping[str, str] = MappingProxyType(
+    {
+        "action2objects": "action2objects.json",
+        "objaverse_action2objects": "Objaverse_objaverse_action2objects.json",
+        "handal_action2objects": "HANDAL_HANDAL_action2objects.json",
+        "part2function": "Objaverse_obj2part2function.json",
+        "part_descriptions": "Objaverse_obj2part_descriptions.json",
+        "handal_part_descriptions": "HANDAL_obj2part_descriptions.json",
+    }
+)
 
 
 def _freeze(value):
@@ -48,6 +66,15 @@ class Taxonomy:
         """The 24 functions, in file order."""
         return list(self.action2objects)
 
+    @property
+    def categories(self) -> list[str]:
+        """Every object category that performs at least one function, sorted."""
+        return sorted({name for objects in self.action2objects.values() for name in objects})
+
+    def functions_of(self, category: str) -> list[str]:
+        """Functions that ``category`` can perform, in file order (empty when unknown)."""
+        return [fn for fn, objects in self.action2objects.items() if category in objects]
+
     def objects_for(self, function: str) -> tuple[str, ...]:
         """Object categories that can perform ``function``; KeyError lists the known functions."""
         if function not in self.action2objects:
@@ -67,14 +94,50 @@ class Taxonomy:
         return None
 
 
+def _build(read: Callable[[str], Mapping | None]) -> Taxonomy:
+    """A Taxonomy from a reader of file names (None for a file that is absent)."""
+    tables = {name: read(file) for name, file in TAXONOMY_FILES.items()}
+    if tables["action2objects"] is None:
+        raise InputError(
+            f"A taxonomy needs {TAXONOMY_FILES['action2objects']} (function -> object categories)."
+        )
+    if tables["objaverse_action2objects"] is None:
+        tables["objaverse_action2objects"] = tables["action2objects"]
+    empty = MappingProxyType({})
+    return Taxonomy(**{name: empty if table is None else table for name, table in tables.items()})
+
+
 @lru_cache(maxsize=1)
 def taxonomy() -> Taxonomy:
     """Load the shipped taxonomy once (the files are read-only package data)."""
-    return Taxonomy(
-        action2objects=load_json("action2objects.json"),
-        objaverse_action2objects=load_json("Objaverse_objaverse_action2objects.json"),
-        handal_action2objects=load_json("HANDAL_HANDAL_action2objects.json"),
-        part2function=load_json("Objaverse_obj2part2function.json"),
-        part_descriptions=load_json("Objaverse_obj2part_descriptions.json"),
-        handal_part_descriptions=load_json("HANDAL_obj2part_descriptions.json"),
-    )
+    return _build(load_json)
+
+
+def _read_folder_file(folder: Path, name: str) -> Mapping | None:
+    path = folder / name
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"Could not read taxonomy file {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise InputError(
+            f"Taxonomy file {path} must hold a JSON object, got {type(data).__name__}."
+        )
+    return _freeze(data)
+
+
+def load_taxonomy(path: str | os.PathLike | None = None) -> Taxonomy:
+    """The taxonomy in folder ``path`` (same file names as the shipped one), or the shipped one.
+
+    Only ``action2objects.json`` is required: a missing Objaverse subset defaults to the full
+    list, missing part and HANDAL tables to empty ones, so the folder written by
+    ``funcorr taxonomy objects`` already works before ``funcorr taxonomy parts`` fills it.
+    """
+    if path is None:
+        return taxonomy()
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(f"--taxonomy {folder} is not a folder of taxonomy JSON files.")
+    return _build(lambda name: _read_folder_file(folder, name))
