@@ -168,14 +168,20 @@ def framed_camera(
         z = local[:, 2] + distance
         return f * local[:, 0] / z, f * local[:, 1] / z
 
+    def span(distance: float) -> float:
+        uv = local[:, :2] * (f / (local[:, 2] + distance))[:, None]
+        return float(np.ptp(uv, axis=0).max())
+
     # Bisection on the distance: the projection shrinks monotonically as the camera backs off.
-    lo = -local[:, 2].min() + 1e-3
-    hi = lo + 1e3
     target = framing * min(w, h)
-    for _ in range(60):
+    lo = -local[:, 2].min() + 1e-3
+    step = 1.0
+    while span(lo + step) > target:
+        step *= 2.0
+    hi = lo + step
+    for _ in range(40):
         mid = 0.5 * (lo + hi)
-        u, v = project_at(mid)
-        lo, hi = (mid, hi) if max(np.ptp(u), np.ptp(v)) > target else (lo, mid)
+        lo, hi = (mid, hi) if span(mid) > target else (lo, mid)
     u, v = project_at(hi)
     span = np.array([np.ptp(u), np.ptp(v)])
     box_centre = np.array([u.min() + u.max(), v.min() + v.max()]) / 2
@@ -300,17 +306,17 @@ def _finish_photo(
         cast[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = (
             view.mask[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)] * 255
         )
-        shade = _blur(cast, rng.uniform(2.0, 7.0) * scale) * (rng.uniform(0.2, 0.55) / 255.0)
-        image = image.astype(np.float32)
-        image[~view.mask] *= 1.0 - shade[~view.mask][:, None]
-        image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+        strength = np.float32(rng.uniform(0.2, 0.55) / 255.0)
+        factor = 1.0 - _blur(cast, rng.uniform(2.0, 7.0) * scale).astype(np.float32) * strength
+        factor[view.mask] = 1.0  # the object itself is not under its own drop shadow
+        image = (image * factor[..., None] + 0.5).astype(np.uint8)
     sigma = _uniform(rng, config.blur) * scale
     if sigma > 0.05:
         image = _blur(image, sigma)
     std = _uniform(rng, config.noise)
     if std > 0:
         noisy = image + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(std)
-        image = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+        image = (np.clip(noisy, 0.0, 255.0) + 0.5).astype(np.uint8)
     return image
 
 

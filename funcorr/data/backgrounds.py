@@ -20,7 +20,7 @@ import functools
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 from scipy.ndimage import gaussian_filter
 
 BACKGROUND_KINDS = ("colour", "studio", "gradient", "noise", "photo")
@@ -60,7 +60,7 @@ def random_background(
     h, w = int(size[0]), int(size[1])
     kind = kinds[int(rng.integers(len(kinds)))] if len(kinds) > 1 else kinds[0]
     image = _MAKERS[kind](rng, h, w)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return (np.clip(image, 0.0, 255.0) + 0.5).astype(np.uint8)  # rounded (values are >= 0)
 
 
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
@@ -72,27 +72,28 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def _coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates (H, W) normalised to [-1, 1] along the longer side."""
+    """Pixel coordinates, (1, W) and (H, 1), normalised to [-1, 1] along the longer side."""
     scale = 2.0 / max(h, w)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    return (xs - (w - 1) / 2) * scale, (ys - (h - 1) / 2) * scale
+    xs = (np.arange(w, dtype=np.float32) - (w - 1) / 2) * scale
+    ys = (np.arange(h, dtype=np.float32) - (h - 1) / 2) * scale
+    return xs[None, :], ys[:, None]
 
 
 def _colour(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    return np.broadcast_to(rng.integers(0, 256, 3).astype(np.float64), (h, w, 3))
+    return np.broadcast_to(rng.integers(0, 256, 3).astype(np.float32), (h, w, 3))
 
 
 def _studio(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    base = rng.uniform(200, 255) + rng.uniform(-8, 8, 3)
+    base = (rng.uniform(200, 255) + rng.uniform(-8, 8, 3)).astype(np.float32)
     x, y = _coords(h, w)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = x * np.cos(angle) + y * np.sin(angle)
     shade = 1.0 + rng.uniform(0.0, 0.08) * ramp - rng.uniform(0.0, 0.15) * (x**2 + y**2) / 2
-    return base[None, None] * shade[..., None]
+    return base[None, None] * shade.astype(np.float32)[..., None]
 
 
 def _gradient(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    a, b = _random_colour(rng), _random_colour(rng)
+    a, b = _random_colour(rng).astype(np.float32), _random_colour(rng).astype(np.float32)
     x, y = _coords(h, w)
     if rng.uniform() < 0.6:
         angle = rng.uniform(0, 2 * np.pi)
@@ -100,7 +101,7 @@ def _gradient(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     else:  # radial, from a random centre
         cx, cy = rng.uniform(-0.7, 0.7, 2)
         t = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) / rng.uniform(1.0, 2.5)
-    t = np.clip(t, 0.0, 1.0)[..., None]
+    t = np.clip(np.broadcast_to(t, (h, w)), 0.0, 1.0).astype(np.float32)[..., None]
     return a * (1 - t) + b * t
 
 
@@ -114,7 +115,7 @@ def fbm(
 ) -> np.ndarray:
     """Smooth fractal value noise (H, W) in [0, 1]: octaves of random lattices upsampled
     bicubically, each twice as fine and half as strong as the last."""
-    out = np.zeros((h, w))
+    out = np.zeros((h, w), np.float32)
     total = 0.0
     for octave in range(octaves):
         cells = base_cells * 2**octave
@@ -123,7 +124,7 @@ def fbm(
             max(2, int(np.ceil(cells * w / max(h, w))) + 2),
         )
         lattice = Image.fromarray(rng.uniform(0, 1, (gh, gw)).astype(np.float32), mode="F")
-        up = np.asarray(lattice.resize((w, h), Image.BICUBIC), np.float64)
+        up = np.asarray(lattice.resize((w, h), Image.BICUBIC))
         amplitude = 0.5**octave
         out += amplitude * up
         total += amplitude
@@ -138,7 +139,7 @@ def _noise(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     other = (
         0.5 * (base + _random_colour(rng)) if rng.uniform() < 0.5 else base * rng.uniform(1.0, 1.4)
     )
-    colours = np.stack([dark, base, np.minimum(other, 255.0)])
+    colours = np.stack([dark, base, np.minimum(other, 255.0)]).astype(np.float32)
     t = fbm(
         rng,
         h,
@@ -153,7 +154,8 @@ def _noise(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         colours[0] * (1 - t2) + colours[1] * t2,
         colours[1] * (2 - t2) + colours[2] * (t2 - 1),
     )
-    grain = gaussian_filter(rng.normal(0.0, rng.uniform(0, 10), (h, w)), 0.7)
+    grain = gaussian_filter(rng.standard_normal((h, w), dtype=np.float32), 0.7)
+    grain *= np.float32(rng.uniform(0, 10))
     return image + grain[..., None]
 
 
@@ -183,20 +185,20 @@ def _photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     ch, cw = max(2, int(side)), max(2, int(side * w / h))
     top, left = int(rng.integers(0, sh - ch + 1)), int(rng.integers(0, sw - cw + 1))
     crop = Image.fromarray(np.ascontiguousarray(source[top : top + ch, left : left + cw]))
-    image = np.asarray(crop.resize((w, h), Image.BILINEAR), np.float64)
+    crop = crop.resize((w, h), Image.BILINEAR)
+    if rng.uniform() < 0.4:  # defocused backdrop, as behind a close-up
+        crop = crop.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5) * max(h, w) / 224))
+    image = np.asarray(crop, np.float32)
     if rng.uniform() < 0.5:
         image = image[:, ::-1]
     if rng.uniform() < 0.5:
         image = image[::-1]
     grey = image.mean(axis=2, keepdims=True)
-    saturation = rng.uniform(0.6, 1.3)
-    tint = 1.0 + rng.uniform(-0.25, 0.25, 3)
+    saturation = np.float32(rng.uniform(0.6, 1.3))
+    tint = (1.0 + rng.uniform(-0.25, 0.25, 3)).astype(np.float32)
+    contrast, brightness = np.float32(rng.uniform(0.7, 1.15)), np.float32(rng.uniform(-30, 30))
     image = (grey + saturation * (image - grey)) * tint
-    image = (image - 128.0) * rng.uniform(0.7, 1.15) + 128.0 + rng.uniform(-30, 30)
-    if rng.uniform() < 0.4:  # defocused backdrop, as behind a close-up
-        sigma = rng.uniform(0.5, 2.5) * max(h, w) / 224
-        image = gaussian_filter(image, (sigma, sigma, 0))
-    return image
+    return (image - 128.0) * contrast + 128.0 + brightness
 
 
 _MAKERS = {
