@@ -7,7 +7,6 @@ units: the centre of the top-left pixel is ``(0, 0)``.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,11 +15,30 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from funcorr.files import InputError, atomic_path
+
+__all__ = ["InputError", "LoadedImage", "Resize", "atomic_path", "from_pil", "load_image", "load_mask", "save_png", "save_png_atomic"]
+
 ResizePolicy = Literal["resize", "pad"]
+# Below this on a side an image holds less detail than one ViT patch (14 or 16 px) and no
+# object worth matching, whatever the network size (a 1x1 image was once "matched").
+MIN_SIDE = 8
+# 64 megapixels (a 9248 x 6936 photo): more is refused before decoding, since a small
+# compressed file can claim billions of pixels (a decompression bomb).
+MAX_PIXELS = 64_000_000
 
 
-class InputError(ValueError):
-    """A user-supplied input (file, option value) is unusable; the message says why."""
+def check_image_size(size: tuple[int, int], name: object = "image") -> None:
+    """InputError unless a (W, H) image is at least :data:`MIN_SIDE` px a side and at most
+    :data:`MAX_PIXELS` pixels. Called on the header, before any pixel is decoded."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"{name} is {width}x{height} = {width * height / 1e6:.0f} megapixels; funcorr reads at most "
+            f"{MAX_PIXELS / 1e6:.0f} (downscale it first)."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise InputError(f"{name} is only {width}x{height} pixels; images need at least {MIN_SIDE} px on each side.")
 
 
 @dataclass(frozen=True)
@@ -47,14 +65,18 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
         raise InputError(f"No image at path {path}.")
     try:
         with Image.open(path) as im:
+            check_image_size(im.size, f"Image {path}")
             im.load()
             return from_pil(im, path)
-    except (UnidentifiedImageError, OSError) as err:
-        raise InputError(f"Could not decode image {path}: {err}") from err
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"Could not decode image {path}: {err}") from None
 
 
 def from_pil(im: Image.Image, path: Path | None = None) -> LoadedImage:
     """Convert a PIL image of any common mode into a :class:`LoadedImage`."""
+    check_image_size(im.size, f"Image {path}" if path else "The image")
     mask = None
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = np.asarray(im.convert("RGBA"))
@@ -81,10 +103,13 @@ def load_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> t
         raise InputError(f"No mask at path {path}.")
     try:
         with Image.open(path) as im:
+            check_image_size(im.size, f"Mask {path}")
             im.load()
             arr = np.asarray(im.convert("RGBA"))
-    except (UnidentifiedImageError, OSError) as err:
-        raise InputError(f"Could not decode mask {path}: {err}") from err
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"Could not decode mask {path}: {err}") from None
     alpha_used = (arr[..., 3] < 255).any()
     mask = arr[..., 3] > 0 if alpha_used else arr[..., :3].max(axis=-1) > 0
     if size is not None and mask.shape[::-1] != tuple(size):
@@ -160,26 +185,12 @@ def save_png_atomic(
 
     compress_level: zlib level 0-9 (6 is PIL's default; 3 encodes noisy photos ~3x faster
     for ~10 % more bytes)."""
-    im = image if isinstance(image, Image.Image) else Image.fromarray(image)
     with atomic_path(path) as tmp:
-        im.save(tmp, format="PNG", compress_level=compress_level)
+        save_png(image, tmp, compress_level)
 
 
-class atomic_path:
-    """Context manager yielding a temporary path that replaces ``path`` on success only."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        os.close(fd)
-        self.tmp = Path(tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+def save_png(image: np.ndarray | Image.Image, path: str | os.PathLike, compress_level: int = 6) -> None:
+    """Encode ``image`` ((H, W[, C]) uint8 array or PIL image) as PNG at ``path`` (not atomic:
+    for a temporary path from :func:`funcorr.files.atomic_paths`)."""
+    im = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    im.save(path, format="PNG", compress_level=compress_level)
