@@ -55,6 +55,10 @@ class ViewerConfig:
     about 77 MB at 224 px with 384 channels), which turns a heat map into one matrix product.
     discovery_stride / label_stride / label_key_stride: lattice steps (network pixels) that
     keep top-K discovery and dense label transfer under a second on a CPU.
+    *_cache_bytes: byte budgets of the caches (the entry counts alone do not bound memory: an
+    entry is a few kB or hundreds of MB); upload_max_side: uploads are shrunk on arrival so
+    their longest side is at most this (default: 4 x the network size, at least display_max),
+    since the network never sees more.
     """
 
     defaults: MatcherConfig = field(default_factory=MatcherConfig)
@@ -65,6 +69,11 @@ class ViewerConfig:
     image_cache_size: int = 64
     matcher_cache_size: int = 2
     result_cache_size: int = 16
+    image_cache_bytes: int = 256 * 2**20
+    feature_cache_bytes: int = 256 * 2**20
+    dense_cache_bytes: int = 512 * 2**20
+    result_cache_bytes: int = 64 * 2**20
+    upload_max_side: int | None = None
     display_max: int = 448
     discovery_stride: int = 4
     discovery_spacing: float = 12.0
@@ -97,16 +106,22 @@ class ExportRequest:
 
 @dataclass(frozen=True)
 class StoredImage:
-    """An image the page can refer to. display: (h, w, 3) uint8 copy at display size."""
+    """An image the page can refer to. display: (h, w, 3) uint8 copy at display size;
+    uploaded_size: (W, H) of the upload when it was shrunk on arrival (positions exchanged
+    with the page are pixels of the image kept, ``image``)."""
 
     id: str
     name: str
     image: LoadedImage
     display: np.ndarray
+    uploaded_size: tuple[int, int] | None = None
 
     def info(self) -> dict:
         width, height = self.image.size
-        return {"id": self.id, "name": self.name, "width": width, "height": height, "has_mask": self.image.mask is not None}
+        info = {"id": self.id, "name": self.name, "width": width, "height": height, "has_mask": self.image.mask is not None}
+        if self.uploaded_size is not None:
+            info["uploaded_size"] = list(self.uploaded_size)
+        return info
 
 
 @dataclass(frozen=True)
@@ -151,10 +166,26 @@ def image_id(image: LoadedImage) -> str:
 
 
 def find_checkpoints(folder: Path) -> tuple[Path, ...]:
-    """Trained heads (*.pt) below ``folder``, sorted."""
+    """Trained heads below ``folder``, sorted: funcorr ``.safetensors`` checkpoints (not the
+    ``.train.safetensors`` resume states, not other safetensors files) and funcorr 0.1 ``.pt``
+    files, which are only ever read as plain data (``torch.load(weights_only=True)``)."""
+    from funcorr.model.checkpoint import CHECKPOINT_FORMAT, TRAIN_SUFFIX
+
     if not folder.is_dir():
         raise InputError(f"No checkpoint folder at {folder}.")
-    return tuple(sorted(folder.rglob("*.pt")))
+    found = [p for p in folder.rglob("*.safetensors") if not p.name.endswith(TRAIN_SUFFIX) and _header_format(p) == CHECKPOINT_FORMAT]
+    return tuple(sorted(found + list(folder.rglob("*.pt"))))
+
+
+def _header_format(path: Path) -> str | None:
+    """The ``format`` entry of a safetensors header (None when unreadable): no tensor is read."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("format")
+    except (SafetensorError, OSError, ValueError):
+        return None
 
 
 def png_bytes(picture: np.ndarray | Image.Image) -> bytes:
@@ -223,11 +254,11 @@ class Viewer:
         config = ViewerConfig() if config is None else config
         self.config = config
         self.matcher_factory = matcher_factory
-        self.images: LRUCache[str, StoredImage] = LRUCache(config.image_cache_size)
+        self.images: LRUCache[str, StoredImage] = LRUCache(config.image_cache_size, config.image_cache_bytes)
         self.matchers: LRUCache[tuple, Matcher] = LRUCache(config.matcher_cache_size)
-        self.features: LRUCache[tuple, ImageState] = LRUCache(config.feature_cache_size)
-        self.dense: LRUCache[tuple, ImageFeatures] = LRUCache(max(1, config.dense_cache_size))
-        self.results: LRUCache[tuple, object] = LRUCache(config.result_cache_size)
+        self.features: LRUCache[tuple, ImageState] = LRUCache(config.feature_cache_size, config.feature_cache_bytes)
+        self.dense: LRUCache[tuple, ImageFeatures] = LRUCache(max(1, config.dense_cache_size), config.dense_cache_bytes)
+        self.results: LRUCache[tuple, object] = LRUCache(config.result_cache_size, config.result_cache_bytes)
         self.dataset = DatasetPairs(config.data)
         self._lock = threading.RLock()
 
@@ -290,13 +321,18 @@ class Viewer:
 
     # ---- images --------------------------------------------------------------------------
 
-    def add_image(self, image: LoadedImage, name: str) -> StoredImage:
+    def upload_max_side(self) -> int:
+        """Longest side uploads are shrunk to on arrival (see :class:`ViewerConfig`)."""
+        cfg = self.config
+        return cfg.upload_max_side or max(4 * cfg.defaults.image_size, cfg.display_max)
+
+    def add_image(self, image: LoadedImage, name: str, uploaded_size: tuple[int, int] | None = None) -> StoredImage:
         """Keep ``image`` (by content id) and return its record."""
         key = image_id(image)
 
         def store() -> StoredImage:
             display = Image.fromarray(object_picture(image)).resize(display_size(image.size, self.config.display_max), Image.BILINEAR)
-            return StoredImage(key, name, image, np.asarray(display))
+            return StoredImage(key, name, image, np.asarray(display), uploaded_size)
 
         with self._lock:
             return self.images.get_or_create(key, store)
