@@ -171,6 +171,25 @@ class atomic_path:
         return bool(self._context.__exit__(exc_type, exc, tb))
 
 
+def check_output_folder(path: str | os.PathLike, option: str = "--out", label: str | None = None) -> Path:
+    """Refuse now, before any work, an output folder that could not be created or written: an
+    existing file in the way, a read-only file system, no permission. Creates nothing.
+    ``label`` names the output in messages (default: ``option`` and ``path``)."""
+    path = Path(path)
+    label = label or f"{option} {path}"
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file, not a folder" if existing == path else f"cannot be created: {existing} is a file"
+        raise InputError(f"{label} {where}.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            raise InputError(f"{label} cannot be written: {existing} is on a read-only file system.")
+        raise InputError(f"{label} cannot be written: no permission to write in {existing}.")
+    return path
+
+
 def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     """Create the output folder ``path`` (and parents); InputError naming ``option`` when that
     is impossible (an existing file, a read-only or full file system)."""
@@ -226,14 +245,16 @@ def parse_json(text: str, label: str) -> Any:
         raise InputError(f"{label} is nested too deeply to be a funcorr JSON file.") from None
 
 
-def confined(root: Path, relative: str | os.PathLike, what: str = "path") -> Path:
-    """``root / relative``, refused unless it stays inside ``root`` (no ``..``, no absolute
-    path, no symlink leading out): dataset files may only name files of their dataset."""
+def confined(root: Path, relative: str | os.PathLike, what: str = "path", follow_links: bool = True) -> Path:
+    """``root / relative``, refused unless it stays inside ``root``: no absolute path, no
+    ``..``, and (``follow_links``) no symbolic link inside ``root`` leading out of it. Dataset
+    records may only name files of their dataset, whatever a hand-edited record says.
+    ``follow_links=False`` keeps the lexical checks only, for datasets whose image folders are
+    links to a shared store by design."""
     candidate = Path(relative)
-    if candidate.is_absolute() or ".." in candidate.parts:
+    if not str(relative) or candidate.is_absolute() or ".." in candidate.parts:
         raise InputError(f"The {what} {str(relative)!r} in {root} leaves the dataset folder.")
     path = root / candidate
-    real_root = root.resolve()
-    if not path.resolve().is_relative_to(real_root):
+    if follow_links and not path.resolve().is_relative_to(root.resolve()):
         raise InputError(f"The {what} {str(relative)!r} in {root} leads out of the dataset folder.")
     return path

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from funcorr.images import InputError, LoadedImage, atomic_path, load_image, load_mask, save_png_atomic
+from funcorr.files import write_all
+from funcorr.images import InputError, LoadedImage, load_image, load_mask, save_png
 from funcorr.model.matcher import Matcher, MatcherConfig, Prepared
 from funcorr.model.matching import Transfer, discover_in_regions, mask_pixels, part_regions, spread_out, transfer_mask, transfer_points
 from funcorr.viz import draw_label_transfer, draw_matches, mask_overlay, side_by_side, to_uint8
@@ -152,17 +153,14 @@ def _mask_to_original(net_mask: torch.Tensor, prepared: Prepared, image: LoadedI
 
 
 def write_outputs(record: dict, picture: np.ndarray, out_dir: Path) -> list[Path]:
-    """Write matches.json, matches.png (and transferred_mask.png). Returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    """Write matches.json, matches.png (and transferred_mask.png), all or none. Returns the paths."""
+    writers = {}
     mask = record.pop("_mask", None)
     if mask is not None:
-        save_png_atomic((mask * 255).astype(np.uint8), out_dir / "transferred_mask.png")
-        written.append(out_dir / "transferred_mask.png")
-    save_png_atomic(picture, out_dir / "matches.png")
-    with atomic_path(out_dir / "matches.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
-    return written + [out_dir / "matches.png", out_dir / "matches.json"]
+        writers["transferred_mask.png"] = lambda tmp: save_png((mask * 255).astype(np.uint8), tmp)
+    writers["matches.png"] = lambda tmp: save_png(picture, tmp)
+    writers["matches.json"] = lambda tmp: tmp.write_text(json.dumps(record, indent=2))
+    return write_all(out_dir, writers)
 
 
 def matcher_config_from_args(args) -> MatcherConfig:

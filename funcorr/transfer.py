@@ -48,7 +48,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from funcorr.images import InputError, LoadedImage, atomic_path, load_image, save_png_atomic
+from funcorr.files import read_json, write_all
+from funcorr.images import InputError, LoadedImage, check_image_size, load_image, save_png
 from funcorr.model.matching import ImageFeatures, mask_pixels, similarity_heatmap, transfer_points
 
 if TYPE_CHECKING:
@@ -238,11 +239,7 @@ def load_demonstration(path: str | Path) -> Demonstration:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"No demonstration file at {path}.")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON: {err}") from err
-    return parse_demonstration(data)
+    return parse_demonstration(read_json(path, "demonstration"))
 
 
 @dataclass(frozen=True)
@@ -262,17 +259,23 @@ def load_depth(path: str | Path, scale: float | None = None) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"No depth map at {path}.")
-    if path.suffix.lower() == ".npy":
-        depth = np.load(path, allow_pickle=False).astype(np.float64)
-        default_scale = 1.0
-    elif path.suffix.lower() == ".png":
-        with Image.open(path) as im:
-            if im.mode not in ("I;16", "I;16B", "I", "I;16L"):
-                raise InputError(f"Depth PNG {path} is mode {im.mode!r}; it must be 16-bit (values in mm).")
-            depth = np.asarray(im, dtype=np.float64)
-        default_scale = 0.001
-    else:
-        raise InputError(f"Depth map {path} must be .npy (metres) or a 16-bit .png (millimetres).")
+    try:
+        if path.suffix.lower() == ".npy":
+            depth = np.load(path, allow_pickle=False).astype(np.float64)
+            default_scale = 1.0
+        elif path.suffix.lower() == ".png":
+            with Image.open(path) as im:
+                if im.mode not in ("I;16", "I;16B", "I", "I;16L"):
+                    raise InputError(f"Depth PNG {path} is mode {im.mode!r}; it must be 16-bit (values in mm).")
+                check_image_size(im.size, f"Depth map {path}")
+                depth = np.asarray(im, dtype=np.float64)
+            default_scale = 0.001
+        else:
+            raise InputError(f"Depth map {path} must be .npy (metres) or a 16-bit .png (millimetres).")
+    except (OSError, ValueError, EOFError, Image.DecompressionBombError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"Could not read the depth map {path}: {' '.join(str(err).split())}") from None
     depth = np.squeeze(depth)
     if depth.ndim != 2:
         raise InputError(f"Depth map {path} must be 2D, got shape {depth.shape}.")
@@ -286,7 +289,7 @@ def load_intrinsics(spec: str) -> np.ndarray:
     path = Path(spec)
     try:
         if path.suffix.lower() == ".json" and path.is_file():
-            data = json.loads(path.read_text())
+            data = read_json(path, "intrinsics file")
             data = data.get("K", data) if isinstance(data, dict) else data
             K = _k_from_values(data) if isinstance(data, dict) else np.asarray(data, dtype=np.float64)
         elif path.suffix.lower() == ".npy" and path.is_file():
@@ -572,12 +575,11 @@ def _caption_lines(width: int, char_width: int = 6) -> list[str]:
 
 
 def write_transfer_outputs(record: dict, picture: np.ndarray, out_dir: Path) -> list[Path]:
-    """Write transfer.json and transfer.png atomically. Returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_png_atomic(picture, out_dir / "transfer.png")
-    with atomic_path(out_dir / "transfer.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
-    return [out_dir / "transfer.png", out_dir / "transfer.json"]
+    """Write transfer.json and transfer.png, both or neither. Returns the paths written."""
+    return write_all(out_dir, {
+        "transfer.png": lambda tmp: save_png(picture, tmp),
+        "transfer.json": lambda tmp: tmp.write_text(json.dumps(record, indent=2)),
+    })
 
 
 # --------------------------------------------------------------------------------------------
@@ -622,7 +624,7 @@ def _transfer(args: argparse.Namespace) -> int:
 
 def register_transfer(sub) -> None:
     """Add the ``transfer`` sub-command to an argparse sub-parser collection."""
-    from funcorr.cli import add_feature_options
+    from funcorr.cli import add_feature_options, non_negative_float, positive_float, positive_int
 
     parser = sub.add_parser(
         "transfer",
@@ -645,6 +647,6 @@ def register_transfer(sub) -> None:
     parser.add_argument("--target-depth", help="target depth: .npy (metres) or 16-bit .png (mm)")
     parser.add_argument("--source-intrinsics", help="source K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3")
     parser.add_argument("--target-intrinsics", help="target K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3")
-    parser.add_argument("--depth-scale", type=float, help="metres per depth unit (default: 0.001 for PNG, 1 for .npy)")
+    parser.add_argument("--depth-scale", type=positive_float, help="metres per depth unit (default: 0.001 for PNG, 1 for .npy)")
     add_feature_options(parser)
     parser.set_defaults(func=_transfer)

@@ -29,3 +29,26 @@ def spair_mini() -> Path:
     if not (path / "pairs.json").is_file():
         pytest.skip("../shared/data/spair-mini is not beside this checkout")
     return path
+
+
+@pytest.fixture(scope="session")
+def micro_data(tmp_path_factory) -> Path:
+    """A dataset folder of 4 assets at 64 px with 3 test pairs (about a second to make):
+    for tests of readers, commands and their failures, not of the data itself."""
+    from funcorr.data.dataset import DataConfig, make_dataset
+    from funcorr.data.groundtruth import GTConfig
+
+    config = DataConfig(
+        functions=("cut-with",),
+        assets_per_category=2,
+        train_views=3,
+        eval_views=5,
+        image_size=64,
+        pairs_per_function=3,
+        match_neighbours=1,
+        match_points=64,
+        gt=GTConfig(min_part_pixels=10, min_correspondences=5, max_points=100),
+    )
+    root = tmp_path_factory.mktemp("micro") / "data"
+    make_dataset(config, root, progress=False)
+    return root

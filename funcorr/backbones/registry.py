@@ -11,6 +11,7 @@ import torch
 
 from funcorr.backbones import weights as W
 from funcorr.backbones.vit import IMAGENET_MEAN, IMAGENET_STD, Backbone, Dinov2Backbone, HFVisionBackbone
+from funcorr.images import InputError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -74,9 +75,16 @@ BACKBONES: dict[str, BackboneEntry] = _entries()
 DEFAULT_BACKBONE = "dinov2-s14"
 
 
+class UnknownBackbone(InputError, KeyError):
+    """A backbone name that is not registered: bad user input (exit 2 on the CLI) and, as
+    before, a KeyError for library callers."""
+
+    __str__ = InputError.__str__  # KeyError would quote the message
+
+
 def get_entry(name: str) -> BackboneEntry:
     if name not in BACKBONES:
-        raise KeyError(f"Unknown backbone {name!r}. Known: {', '.join(sorted(BACKBONES))}.")
+        raise UnknownBackbone(f"Unknown backbone {name!r}. Known: {', '.join(sorted(BACKBONES))}.")
     return BACKBONES[name]
 
 
@@ -152,7 +160,10 @@ def resolve_device(requested: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present; an explicit ``cuda`` without a GPU is an error."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise InputError(f"Unknown device {requested!r}; use auto, cpu, cuda or cuda:N.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA was requested but no GPU is visible to PyTorch.")
     return device

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from funcorr.images import atomic_path
+from funcorr.files import InputError, atomic_path, read_json
 
 
 class WeightsNotFound(RuntimeError):
@@ -163,7 +163,11 @@ def load_hf_model(model_id: str, weights: str | os.PathLike | None, loader):
         raise WeightsNotFound(f"No weights directory at {weights} (for {model_id}).")
     try:
         return loader.from_pretrained(source, local_files_only=True).eval()
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        if weights is not None and Path(weights, "config.json").is_file():
+            # The folder is there but unusable: say so rather than "not available offline".
+            reason = " ".join(str(err).split())[:300]
+            raise InputError(f"Could not load {model_id} from {weights}: {reason}") from None
         raise WeightsNotFound(
             f"Weights for {model_id} are not available offline. On a machine with internet run "
             f"`huggingface-cli download {model_id} --local-dir DIR`, copy DIR here and pass "

@@ -8,6 +8,8 @@ import time
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from funcorr.cli import non_negative_int, positive_int  # noqa: PLC0415
+
     make = subparsers.add_parser(
         "make-data",
         help="render a functional-correspondence dataset (training views + evaluation pairs)",
@@ -21,12 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tiny | benchmark | default | train (options below override it)",
     )
     make.add_argument("--functions", metavar="LIST", help="comma-separated functions, e.g. pour-with,cut-with")
-    make.add_argument("--assets-per-category", type=int, metavar="N")
-    make.add_argument("--views", type=int, dest="train_views", metavar="V", help="views per training asset (paper: 19)")
-    make.add_argument("--eval-views", type=int, metavar="V", help="views per test asset (paper: 30)")
-    make.add_argument("--image-size", type=int, metavar="PX", help="square image side (224)")
+    make.add_argument("--assets-per-category", type=non_negative_int, metavar="N")
+    make.add_argument("--views", type=positive_int, dest="train_views", metavar="V", help="views per training asset (paper: 19)")
+    make.add_argument("--eval-views", type=positive_int, metavar="V", help="views per test asset (paper: 30)")
+    make.add_argument("--image-size", type=positive_int, metavar="PX", help="square image side (224)")
     make.add_argument("--seed", type=int, metavar="S", help="same seed and options => byte-identical files")
-    make.add_argument("--pairs-per-function", type=int, metavar="N", help="evaluation pairs per function and split")
+    make.add_argument("--pairs-per-function", type=positive_int, metavar="N", help="evaluation pairs per function and split")
     make.add_argument(
         "--unseen", dest="unseen_categories", metavar="CATS", help="comma-separated categories held out as 'unseen'"
     )
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--assets-per-category 0 adds no procedural assets",
     )
     make.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="processes for rendering and pairs (same output)"
+        "--workers", type=positive_int, default=1, metavar="N", help="processes for rendering and pairs (same output)"
     )
     make.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     make.set_defaults(func=make_data)
@@ -63,9 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--split", default="test", help="test | unseen")
     which = show.add_mutually_exclusive_group()
     which.add_argument("--pair", help="pair id, e.g. test-000003")
-    which.add_argument("--index", type=int, default=0, help="pair index (default 0)")
-    show.add_argument("--max-points", type=int, default=300, help="points drawn (evenly subsampled)")
-    show.set_defaults(func=show_pair)
+    which.add_argument("--index", type=non_negative_int, default=0, help="pair index (default 0)")
+    show.add_argument("--max-points", type=positive_int, default=300, help="points drawn (evenly subsampled)")
+    show.set_defaults(func=show_pair, out_is_file=True)
 
 
 def _csv(value: str | None) -> tuple[str, ...] | None:
@@ -79,6 +81,8 @@ def config_from_args(args: argparse.Namespace):
 
     if args.preset not in PRESETS:
         raise InputError(f"Unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}.")
+    if args.functions is not None and not _csv(args.functions):
+        raise InputError(f"--functions {args.functions!r} names no function; give e.g. pour-with,cut-with.")
     overrides = {
         "functions": _csv(args.functions),
         "unseen_categories": _csv(args.unseen_categories),

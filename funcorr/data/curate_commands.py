@@ -25,6 +25,8 @@ def _add_llm_options(parser: argparse.ArgumentParser, required: bool) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from funcorr.cli import positive_float, positive_int  # noqa: PLC0415
+
     curate = subparsers.add_parser(
         "curate",
         help="pick the assets of a functional training set from captioned meshes (paper Sec. 7.3)",
@@ -43,10 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", required=True, help="output folder (created; resumed if it exists)"
     )
     curate.add_argument(
-        "--threshold", type=float, help="minimum noun-category similarity (default 0.75 for MiniLM)"
+        "--threshold", type=positive_float, help="minimum noun-category similarity (default 0.75 for MiniLM)"
     )
     curate.add_argument(
-        "--cap", type=int, default=200, help="assets kept per category (paper: 200)"
+        "--cap", type=positive_int, default=200, help="assets kept per category (paper: 200)"
     )
     curate.add_argument(
         "--test-fraction", type=float, default=0.25, help="share of each category's assets in test"
@@ -91,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--taxonomy", help="taxonomy whose functions are used (default: the shipped one)"
     )
     objects.add_argument(
-        "--per-list", type=int, default=15, help="objects asked for in each of the two lists"
+        "--per-list", type=positive_int, default=15, help="objects asked for in each of the two lists"
     )
     _add_llm_options(objects, required=True)
     objects.set_defaults(func=run_taxonomy_objects)

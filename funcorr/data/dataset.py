@@ -53,7 +53,7 @@ import json
 import math
 import os
 import shutil
-import tempfile
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -92,6 +92,7 @@ from funcorr.data.render import (
     prepare,
     render_view,
 )
+from funcorr.files import confined, make_temp_dir, read_json
 from funcorr.images import InputError, atomic_path, load_image, save_png_atomic
 
 FORMAT_NAME = "funcorr-data"
@@ -437,7 +438,7 @@ def write_asset(root: Path, plan: AssetPlan, config: DataConfig) -> None:
             for i, c in enumerate(cameras)
         ]
     final = root / "assets" / plan.asset_id
-    tmp = Path(tempfile.mkdtemp(dir=root / "assets", prefix=f".{plan.asset_id}."))
+    tmp = make_temp_dir(root / "assets", prefix=f".{plan.asset_id}.")
     try:
         (tmp / "views").mkdir()
         # Randomised photos (textures, sensor noise) compress poorly: a faster zlib level.
@@ -464,7 +465,7 @@ def write_asset(root: Path, plan: AssetPlan, config: DataConfig) -> None:
 
 
 def read_asset_record(root: Path, asset_id: str) -> dict:
-    return json.loads((root / "assets" / asset_id / "asset.json").read_text())
+    return read_json(confined(root / "assets", asset_id, "asset id") / "asset.json", "asset record")
 
 
 def load_view(root: Path, asset_id: str, view_id: int, record: dict | None = None) -> RenderedView:
@@ -609,7 +610,10 @@ def _check_config(root: Path, config: DataConfig) -> None:
         if root.exists() and any(root.iterdir()):
             raise InputError(f"{root} exists and is not a funcorr dataset folder; choose an empty or new --out.")
         return
-    stored = json.loads(path.read_text()).get("config", {})
+    stored = read_json(path, "dataset config")
+    stored = stored.get("config") if isinstance(stored, dict) else None
+    if not isinstance(stored, dict):
+        raise InputError(f"{path} holds no dataset config; remove the folder or choose a new --out.")
     wanted = json.loads(json.dumps(config.to_json()))  # tuples -> lists, as stored
     if stored != wanted:
         changed = sorted(k for k, v in wanted.items() if stored.get(k) != v)
@@ -737,10 +741,70 @@ def read_index(root: str | os.PathLike) -> dict:
             else ""
         )
         raise InputError(f"{root} is not a funcorr dataset: no index.json{hint}.")
-    index = json.loads(path.read_text())
-    if index.get("format") != FORMAT_NAME or int(index.get("version", 0)) > FORMAT_VERSION:
-        raise InputError(f"{root}: unsupported dataset format {index.get('format')} v{index.get('version')}.")
+    index = read_json(path, "dataset index")
+    if not isinstance(index, dict) or index.get("format") != FORMAT_NAME:
+        raise InputError(f"{path} is not a funcorr dataset index (no format {FORMAT_NAME!r}).")
+    if not isinstance(index.get("version"), int) or index["version"] > FORMAT_VERSION:
+        raise InputError(f"{path}: unsupported dataset format version {index.get('version')!r}.")
+    _check_index(root, index, path)
     return index
+
+
+def _check_index(root: Path, index: dict, path: Path) -> None:
+    """Asset ids name folders under ``assets/``: each must stay inside it, and every split
+    lists known assets only, so readers may join ids onto the root without further checks."""
+    assets, splits = index.get("assets"), index.get("splits")
+    if not isinstance(assets, dict) or not isinstance(splits, dict):
+        raise InputError(f"{path} lacks its 'assets' or 'splits' table.")
+    for asset_id, info in assets.items():
+        confined(root / "assets", asset_id, "asset id")
+        if not isinstance(info, dict) or not _count(info.get("n_views")):
+            raise InputError(f"{path}: asset {asset_id!r} has no valid n_views.")
+    for split, members in splits.items():
+        unknown = [a for a in members if a not in assets] if isinstance(members, list) else [members]
+        if unknown:
+            raise InputError(f"{path}: split {split!r} lists unknown assets {unknown[:3]}.")
+
+
+def _count(value: object) -> bool:
+    """A JSON integer >= 1 (not a bool, not a float such as 1e9)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _read_eval_pairs(root: Path, split: str, index: dict) -> tuple[list[dict], np.ndarray]:
+    """Pair records and correspondence rows of a split, each record checked against the index
+    and the rows, so a hand-edited record can neither read outside the dataset nor claim
+    rows or views that do not exist."""
+    path = root / "pairs" / f"{split}.json"
+    document = read_json(path, "pair list")
+    pairs = document.get("pairs") if isinstance(document, dict) else None
+    if not isinstance(pairs, list):
+        raise InputError(f"{path} has no 'pairs' list.")
+    npz = root / "pairs" / f"{split}.npz"
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            corr = data["correspondences"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(f"Cannot read the correspondences {npz} ({type(err).__name__}: {err}); the file is damaged.") from None
+    assets = index["assets"]
+    for number, pair in enumerate(pairs):
+        where = f"{path}, pair {number}"
+        if not isinstance(pair, dict):
+            raise InputError(f"{where} is not a record.")
+        for asset_key, view_key in (("asset1", "view1"), ("asset2", "view2")):
+            asset, view = pair.get(asset_key), pair.get(view_key)
+            if not isinstance(asset, str) or asset not in assets:
+                raise InputError(f"{where}: {asset_key} {asset!r} is not an asset of this dataset.")
+            if not (isinstance(view, int) and not isinstance(view, bool) and 0 <= view < assets[asset]["n_views"]):
+                raise InputError(f"{where}: {view_key} {view!r} is not a view of {asset}.")
+        offset, count = pair.get("offset"), pair.get("count")
+        if not (_count(count) and isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0):
+            raise InputError(f"{where}: offset {offset!r} and count {count!r} must be integers (count >= 1).")
+        if offset + count > len(corr):
+            raise InputError(f"{where} claims rows {offset}..{offset + count} but {npz} holds {len(corr)}.")
+        if not isinstance(pair.get("function"), str):
+            raise InputError(f"{where} names no function.")
+    return pairs, corr
 
 
 def _read_mask(path: Path) -> torch.Tensor:
@@ -838,9 +902,7 @@ class EvalPairs(Dataset):
             raise InputError(f"Unknown evaluation split {split!r}; use one of {EVAL_SPLITS}.")
         self.root = Path(root)
         self.index = read_index(self.root)
-        self.pairs = json.loads((self.root / "pairs" / f"{split}.json").read_text())["pairs"]
-        with np.load(self.root / "pairs" / f"{split}.npz") as data:
-            self._corr = data["correspondences"]
+        self.pairs, self._corr = _read_eval_pairs(self.root, split, self.index)
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -38,6 +38,8 @@ from PIL import Image
 from scipy.spatial import cKDTree
 from skimage.filters import threshold_otsu
 
+from funcorr.files import InputError
+
 Box = tuple[float, float, float, float]
 """[x0, y0, x1, y1] in pixel coordinates of the view (x0 <= x1, y0 <= y1)."""
 
@@ -160,8 +162,25 @@ def reply_box_to_image(
 # --- VLM client --------------------------------------------------------------------------------
 
 
-class VLMError(RuntimeError):
-    """The VLM endpoint could not be reached or answered with an error."""
+class VLMError(InputError, RuntimeError):
+    """The VLM endpoint could not be reached or answered with an error (bad user input for
+    the CLI: one line, exit 2)."""
+
+
+def check_reachable(base_url: str, timeout_s: float = 10.0, what: str = "VLM") -> None:
+    """Open (and close) a TCP connection to an OpenAI-style endpoint, so a server that is down
+    is one clear error before a long run starts rather than a failure in its middle."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise VLMError(f"The {what} endpoint {base_url!r} is not an http(s) URL.")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+    except OSError as err:
+        raise VLMError(f"Cannot reach the {what} endpoint {base_url}: {err.strerror or err}.") from None
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ def _functional(args: argparse.Namespace) -> int:
     document = result_document("functional", record, results.to_record())
     _print_paths(write_outputs(document, Path(args.out), f"functional_{_slug(args.name or label)}"))
     summary = results.summary("all")
-    print(f"{label}: PCK@23 {100 * summary['pck_23']:.1f}  PCK@10 {100 * summary['pck_10']:.1f}  norm. dist {summary['norm_dist']:.3f}")
+    pck = "  ".join(f"PCK@{k:g} {100 * summary[f'pck_{k:g}']:.1f}" for k in sorted(set(config.thresholds_px), reverse=True))
+    print(f"{label}: {pck}  norm. dist {summary['norm_dist']:.3f}")
     return 0
 
 
@@ -216,7 +217,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from funcorr.cli import add_feature_options
+    from funcorr.cli import add_feature_options, positive_float, positive_int
 
     evaluate = sub.add_parser("eval", help="benchmarks: dense functional, keypoint (SPair/SOCO), LVLM multiple choice")
     tasks = evaluate.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
@@ -226,9 +227,9 @@ def register(sub) -> None:
     functional.add_argument("--split", default="test", help="benchmark split (default: test)")
     functional.add_argument("--method", default=None, help="chance, or a registered backbone (default: --backbone); --checkpoint selects a trained head")
     functional.add_argument("--parts", default="none", help="part masks: none, gt, head (checkpoint mask head), folder:DIR (<pair_id>_<1|2>.png) or module:factory")
-    functional.add_argument("--thresholds", type=float, nargs="+", default=[23, 15, 10, 5], help="pixel thresholds at 224 px")
+    functional.add_argument("--thresholds", type=positive_float, nargs="+", default=[23, 15, 10, 5], help="pixel thresholds at 224 px")
     functional.add_argument("--no-discovery", action="store_true", help="label transfer only (discovery is the slow part)")
-    functional.add_argument("--soft-window", type=float, help="soft-argmax refinement radius for label transfer (network px)")
+    functional.add_argument("--soft-window", type=positive_float, help="soft-argmax refinement radius for label transfer (network px)")
     _common(functional)
     add_feature_options(functional)
     functional.set_defaults(func=_functional)
@@ -257,10 +258,10 @@ def register(sub) -> None:
     lvlm.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     lvlm.add_argument("--model", help="model name sent to the endpoint")
     lvlm.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (if any)")
-    lvlm.add_argument("--timeout", type=float, default=120.0)
+    lvlm.add_argument("--timeout", type=positive_float, default=120.0)
     lvlm.add_argument("--baseline", choices=["random", "random++"], help="answer with a baseline instead of an LVLM")
     lvlm.add_argument("--no-circular", action="store_true", help="ask each question once instead of in all 4 rotations")
-    lvlm.add_argument("--max-questions", type=int)
+    lvlm.add_argument("--max-questions", type=positive_int)
     _common(lvlm)
     lvlm.set_defaults(func=_lvlm)
 
@@ -272,7 +273,8 @@ def register(sub) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-pairs", type=int, help="evaluate at most this many pairs (per category for SOCO)")
+    from funcorr.cli import positive_int
+    parser.add_argument("--max-pairs", type=positive_int, help="evaluate at most this many pairs (per category for SOCO)")
     parser.add_argument("--seed", type=int, default=0, help="seed for chance baselines and question order")
     parser.add_argument("--name", help="name used in output file names (default: the method)")
     parser.add_argument("--out", required=True, help="output folder")

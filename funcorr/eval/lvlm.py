@@ -256,6 +256,12 @@ class OpenAIChatClient:
                 raise InputError(f"The LVLM endpoint {url} did not return an OpenAI chat completion: {err}") from err
         raise AssertionError("unreachable")
 
+    def check_reachable(self) -> None:
+        """One clear error before any question is asked when the server is down."""
+        from funcorr.data.pseudolabel import check_reachable
+
+        check_reachable(self.base_url, min(self.timeout_s, 10.0), what="LVLM")
+
 
 @dataclass
 class LVLMAnswerer:

@@ -22,16 +22,29 @@ from typing import Any
 from funcorr.images import InputError, atomic_path
 
 MISSING = "–"
-FUNCTIONAL_COLUMNS = (
-    ("norm_dist", "Norm. dist ↓"),
-    ("pck_23", "PCK@23 ↑"),
-    ("pck_10", "PCK@10 ↑"),
-    ("best_f1_23", "Best F1@23 ↑"),
-    ("ap_23", "AP@23 ↑"),
-    ("best_f1_10", "Best F1@10 ↑"),
-    ("ap_10", "AP@10 ↑"),
-    ("part_iou", "Part IoU ↑"),
-)
+PAPER_THRESHOLDS = ("23", "10")  # the paper's Table 1 columns, in px at 224 px
+
+
+def shown_thresholds(documents: Sequence[dict[str, Any]]) -> list[str]:
+    """Thresholds (px, as in metric names) for tables and PR plots: the paper's when evaluated,
+    else every threshold that was (largest first), so any ``--thresholds`` list is shown."""
+    found = {
+        key.removeprefix("pck_")
+        for doc in documents
+        for summary in doc["results"]["summary"].values()
+        for key in (summary or {})
+        if key.startswith("pck_")
+    }
+    return [t for t in PAPER_THRESHOLDS if t in found] or sorted(found, key=float, reverse=True)
+
+
+def functional_columns(documents: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(summary key, title) of the functional table, as the paper's Table 1."""
+    shown = shown_thresholds(documents)
+    columns = [("norm_dist", "Norm. dist ↓")] + [(f"pck_{t}", f"PCK@{t} ↑") for t in shown]
+    for t in shown:
+        columns += [(f"best_f1_{t}", f"Best F1@{t} ↑"), (f"ap_{t}", f"AP@{t} ↑")]
+    return columns + [("part_iou", "Part IoU ↑")]
 
 
 def environment() -> dict[str, str]:
@@ -115,7 +128,8 @@ def fraction(value: float | None) -> str:
 
 def functional_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Rows per method and split (within / across / all), columns as the paper's Table 1."""
-    header = ["Method", "Split", "Pairs"] + [title for _, title in FUNCTIONAL_COLUMNS]
+    columns = functional_columns(documents)
+    header = ["Method", "Split", "Pairs"] + [title for _, title in columns]
     rows = []
     for doc in documents:
         results = doc["results"]
@@ -123,7 +137,7 @@ def functional_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], li
             summary = results["summary"].get(split) or {}
             if not summary.get("pair_directions"):
                 continue
-            cells = [fraction(summary.get(key)) if key == "norm_dist" else percent(summary.get(key)) for key, _ in FUNCTIONAL_COLUMNS]
+            cells = [fraction(summary.get(key)) if key == "norm_dist" else percent(summary.get(key)) for key, _ in columns]
             rows.append([results["method"], split, str(summary["pair_directions"] // 2), *cells])
     return header, rows
 
@@ -172,8 +186,12 @@ def lvlm_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
 # --------------------------------------------------------------------------- plots
 
 
-def plot_pr_curves(documents: Sequence[dict[str, Any]], path: Path, thresholds: Sequence[str] = ("23", "10")) -> Path | None:
-    """Mean precision-recall curves (one panel per threshold, one line per method and split)."""
+def plot_pr_curves(documents: Sequence[dict[str, Any]], path: Path, thresholds: Sequence[str] | None = None) -> Path | None:
+    """Mean precision-recall curves (one panel per threshold, one line per method and split;
+    default thresholds: :func:`shown_thresholds`)."""
+    thresholds = shown_thresholds(documents) if thresholds is None else thresholds
+    if not thresholds:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")

@@ -45,9 +45,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1-65535."""
+    import argparse
+
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}")
+    return int(text)
+
+
 def register(sub) -> None:
     """Add ``serve`` (and ``transfer``) to an argparse sub-parser collection."""
-    from funcorr.cli import add_feature_options
+    from funcorr.cli import add_feature_options, positive_int
     from funcorr.transfer import register_transfer
 
     parser = sub.add_parser(
@@ -56,10 +65,13 @@ def register(sub) -> None:
         description=f"Serve the correspondence viewer on http://{HOST}:PORT/ (local only). "
         "The feature options set the page's defaults.",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on {HOST} (default {DEFAULT_PORT})")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port on {HOST} (default {DEFAULT_PORT})")
     parser.add_argument("--data", help="dataset folder (with index.json) whose evaluation pairs the page lists")
-    parser.add_argument("--checkpoint-dir", help="folder searched for trained heads (*.pt) offered on the page")
-    parser.add_argument("--cache-size", type=int, default=32, help="images whose features are kept (LRU)")
+    parser.add_argument(
+        "--checkpoint-dir",
+        help="folder searched for trained heads offered on the page (*.safetensors checkpoints; legacy *.pt read as plain data only)",
+    )
+    parser.add_argument("--cache-size", type=positive_int, default=32, help="images whose features are kept (LRU)")
     parser.add_argument("--no-warmup", action="store_true", help="do not load the default backbone before serving")
     add_feature_options(parser)
     parser.set_defaults(func=_serve)

@@ -56,6 +56,8 @@ class DatasetPairs:
                 errors.append(f"{split}: {err}")
         if not self._splits:
             self._reason = f"no evaluation pairs in {self.root} ({'; '.join(errors)})"
+        elif errors:  # a damaged split is reported, not hidden behind the readable ones
+            self._reason = "; ".join(errors)
         return self._splits
 
     def listing(self) -> dict:
@@ -68,7 +70,7 @@ class DatasetPairs:
             for index, record in enumerate(records):
                 pair_id = record.get("pair_id", f"{split}-{index}")
                 pairs.append({"split": split, "index": index, "pair_id": pair_id, "function": record.get("function")})
-        return {"available": bool(pairs), "reason": self._reason if not pairs else None, "pairs": pairs}
+        return {"available": bool(pairs), "reason": self._reason, "pairs": pairs}
 
     def load(self, split: str, index: int) -> PairImages:
         """Images (with object masks when the dataset has them) and function of one pair."""

@@ -25,6 +25,7 @@ from funcorr.data.pseudolabel import (
     OracleNoise,
     VLMBoxProposer,
     VLMConfig,
+    check_reachable,
     mask_iou,
     pseudo_label_part,
 )
@@ -139,6 +140,8 @@ def build_cache(cfg: TrainConfig, backbone, device: torch.device) -> TrainingCac
     dataset = TrainViews(cfg.data, split="train")
     if len(dataset) == 0:
         raise InputError(f"{cfg.data} has no training views.")
+    if cfg.labels == "pseudo" and cfg.vlm_base_url:
+        check_reachable(cfg.vlm_base_url)
     rng = np.random.default_rng(cfg.seed)
     features, masks, assets, spatial, ious = [], [], [], [], {}
     part_lists: dict[str, dict[int, torch.Tensor]] = {}

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from funcorr.backbones import FeatureGrid, load_backbone, resolve_device
 from funcorr.data.dataset import EvalPairs
+from funcorr.files import check_output_folder
 from funcorr.images import InputError, atomic_path
 from funcorr.model.checkpoint import (
     checkpoint_record,
@@ -139,9 +140,7 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed + rank)
     rng = random.Random(cfg.seed + rank)
     gen = torch.Generator().manual_seed(cfg.seed + rank)
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out: {out} is a file, not a folder.")
+    out = check_output_folder(cfg.out, "out:")
     backbone = load_backbone(cfg.backbone, layers=cfg.layers, stride=cfg.stride, device=device)
     cache = build_cache(cfg, backbone, device) if rank == 0 else None
     if world > 1:
@@ -225,10 +224,12 @@ def _train_command(args) -> int:
 
 
 def register(sub) -> None:
+    from funcorr.cli import positive_int
+
     parser = sub.add_parser("train", help="train the function-conditioned head on a funcorr dataset")
     parser.add_argument("--config", help="YAML file with TrainConfig fields (see funcorr/train/config.py)")
     parser.add_argument("--data", help="dataset folder (overrides the config)")
     parser.add_argument("--out", help="run folder for checkpoints (overrides the config)")
-    parser.add_argument("--steps", type=int, help="training steps (overrides the config)")
+    parser.add_argument("--steps", type=positive_int, help="training steps (overrides the config)")
     parser.add_argument("--device", help="auto, cpu, cuda (overrides the config)")
     parser.set_defaults(func=_train_command)
