@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,10 +25,8 @@ def dinov2_s14():
 
 @pytest.fixture(scope="session")
 def spair_mini() -> Path:
-    path = SHARED / "data" / "spair-mini"
-    if not (path / "pairs.json").is_file():
-        pytest.skip("../shared/data/spair-mini is not beside this checkout")
-    return path
+    """Six real SPair-71k pairs, vendored under tests/data (see its README)."""
+    return DATA / "spair-mini"
 
 
 @pytest.fixture(scope="session")

