@@ -1,22 +1,65 @@
 """Dense matching on per-pixel features: nearest neighbours, label transfer, cycles, discovery.
 
 Every function works on :class:`ImageFeatures`, which answers "the L2-normalised feature at
-these pixels" whatever produced it (raw backbone cells sampled bilinearly, or a trained head).
-Similarities are cosine. All-pairs work is done in row blocks of ``block_rows`` queries, so
-memory holds at most ``block_rows x M`` similarities at once, never the full N x M matrix.
+these pixels" whatever produced it (raw backbone cells sampled bilinearly, or a trained head
+whose object-pixel features are computed once, see :mod:`funcorr.model.head_features`).
+Similarities are cosine. Nearest neighbours are exact and defined once, in
+:mod:`funcorr.model.search`: raw backbone features use its pruned search, anything else brute
+force over row blocks of ``block_rows`` queries (never the full N x M matrix); both give the
+same answer. Discovery of a pair matches every pixel of each region once in each direction
+(:func:`discover_pair`), so the two directions and their cycle checks share two searches.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from funcorr.backbones.base import FeatureGrid, sample_at_pixels
+from funcorr.model.search import DEFAULT_BLOCK_ROWS, CellIndex, brute_force_nearest
 
-DEFAULT_BLOCK_ROWS = 2048
+#: The pruned search pays off once a search has this many query x key pairs (and enough
+#: queries to amortise building its index); below, brute force is as fast. Both are exact.
+CELL_SEARCH_MIN_PAIRS = 1 << 22
+CELL_SEARCH_MIN_QUERIES = 256
+#: Cell indexes kept per image (each holds its candidates' features: M x C floats).
+CELL_INDEXES_KEPT = 2
+
+
+@dataclass(frozen=True, eq=False)
+class CellMap:
+    """Raw backbone cells (C, h, w) on ``grid``: pixel features are their normalised bilinear
+    interpolation (:meth:`sample`). Keeps the last few :class:`CellIndex` built on it."""
+
+    fmap: torch.Tensor
+    grid: FeatureGrid
+    _indexes: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def sample(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, 2) pixel xy -> (N, C) normalised features."""
+        return F.normalize(
+            sample_at_pixels(self.fmap[None], points[None].to(self.fmap.device), self.grid)[0],
+            dim=-1,
+        )
+
+    def index(self, candidates: torch.Tensor, xy: torch.Tensor, keys: torch.Tensor) -> CellIndex:
+        """The :class:`CellIndex` of the candidate mask (H, W) bool, whose pixels are xy and
+        features keys; built once per mask content."""
+        key = (
+            tuple(candidates.shape),
+            hashlib.blake2b(candidates.cpu().numpy().tobytes(), digest_size=16).hexdigest(),
+        )
+        found = self._indexes.pop(key, None)
+        if found is None:
+            found = CellIndex.build(self.fmap, self.grid, xy, keys)
+        self._indexes[key] = found  # most recent last
+        while len(self._indexes) > CELL_INDEXES_KEPT:
+            self._indexes.pop(next(iter(self._indexes)))
+        return found
 
 
 @dataclass(frozen=True)
@@ -24,26 +67,38 @@ class ImageFeatures:
     """Features of one image, queryable at pixel coordinates.
 
     sample: (N, 2) pixel xy -> (N, C) L2-normalised features; size: (H, W); mask: (H, W) bool
-    object mask (all True when the image has none).
+    object mask (all True when the image has none); cells: the raw cell map when ``sample``
+    is its bilinear interpolation (enables the pruned exact search; ignored when ``sample``
+    is replaced, e.g. by ``dataclasses.replace``).
     """
 
     sample: Callable[[torch.Tensor], torch.Tensor]
     size: tuple[int, int]
     mask: torch.Tensor
+    cells: CellMap | None = None
 
     def pixels(self, mask: torch.Tensor | None = None) -> torch.Tensor:
         """xy of the pixels inside ``mask`` (default: the object mask), row-major. (N, 2)."""
         return mask_pixels(self.mask if mask is None else mask)
 
+    @property
+    def cell_map(self) -> CellMap | None:
+        """``cells`` when ``sample`` still is its interpolation, else None."""
+        return self.cells if self.cells is not None and self.sample == self.cells.sample else None
 
-def feature_map_features(fmap: torch.Tensor, grid: FeatureGrid, size: tuple[int, int], mask: torch.Tensor | None = None) -> ImageFeatures:
-    """ImageFeatures from a cell map (C, h, w): per-pixel features are bilinear interpolations of cells."""
-    mask = torch.ones(size, dtype=torch.bool, device=fmap.device) if mask is None else mask.to(fmap.device)
 
-    def sample(points: torch.Tensor) -> torch.Tensor:
-        return F.normalize(sample_at_pixels(fmap[None], points[None].to(fmap.device), grid)[0], dim=-1)
-
-    return ImageFeatures(sample, size, mask)
+def feature_map_features(
+    fmap: torch.Tensor, grid: FeatureGrid, size: tuple[int, int], mask: torch.Tensor | None = None
+) -> ImageFeatures:
+    """ImageFeatures from a cell map (C, h, w): per-pixel features are bilinear interpolations
+    of cells."""
+    mask = (
+        torch.ones(size, dtype=torch.bool, device=fmap.device)
+        if mask is None
+        else mask.to(fmap.device)
+    )
+    cells = CellMap(fmap, grid)
+    return ImageFeatures(cells.sample, size, mask, cells)
 
 
 def mask_pixels(mask: torch.Tensor) -> torch.Tensor:
@@ -52,28 +107,70 @@ def mask_pixels(mask: torch.Tensor) -> torch.Tensor:
     return torch.stack([xs, ys], dim=-1).float()
 
 
-def similarity_blocks(query: torch.Tensor, keys: torch.Tensor, block_rows: int = DEFAULT_BLOCK_ROWS) -> Iterator[tuple[slice, torch.Tensor]]:
+def similarity_blocks(
+    query: torch.Tensor, keys: torch.Tensor, block_rows: int = DEFAULT_BLOCK_ROWS
+) -> Iterator[tuple[slice, torch.Tensor]]:
     """Yield ``(rows, sim)`` with sim = query[rows] @ keys.T, shape (<= block_rows, M)."""
     for start in range(0, query.shape[0], block_rows):
         rows = slice(start, min(start + block_rows, query.shape[0]))
         yield rows, query[rows] @ keys.T
 
 
-def nearest_neighbours(query: torch.Tensor, keys: torch.Tensor, block_rows: int = DEFAULT_BLOCK_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_neighbours(
+    query: torch.Tensor, keys: torch.Tensor, block_rows: int = DEFAULT_BLOCK_ROWS
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Index and cosine of each query's nearest key. query (N, C), keys (M, C), normalised.
 
+    Exact, near-ties settled in float64 (:func:`funcorr.model.search.brute_force_nearest`).
     Returns idx (N,) long, sim (N,).
     """
-    if keys.shape[0] == 0:
+    return brute_force_nearest(query, keys, block_rows)
+
+
+def nearest_pixels(
+    query: torch.Tensor,
+    tgt: ImageFeatures,
+    candidates: torch.Tensor,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nearest target pixel inside ``candidates`` (H, W) bool for each normalised query (N, C).
+
+    Returns idx (N,) into the candidates' pixels, sim (N,), and those pixels' xy (M, 2) and
+    features (M, C). Uses the pruned search for raw features on the CPU when the search is
+    large enough to gain; the answer is the same either way.
+    """
+    xy = mask_pixels(candidates)
+    if xy.shape[0] == 0:
         raise ValueError("No candidate pixels to match against (empty target mask).")
-    idx = torch.empty(query.shape[0], dtype=torch.long, device=query.device)
-    sim = torch.empty(query.shape[0], dtype=query.dtype, device=query.device)
-    for rows, block in similarity_blocks(query, keys, block_rows):
-        sim[rows], idx[rows] = block.max(dim=1)
-    return idx, sim
+    keys = tgt.sample(xy)
+    xy = xy.to(keys.device)
+    cells = tgt.cell_map
+    large = (
+        query.shape[0] >= CELL_SEARCH_MIN_QUERIES
+        and query.shape[0] * xy.shape[0] >= CELL_SEARCH_MIN_PAIRS
+    )
+    if (
+        cells is not None
+        and large
+        and query.device.type == "cpu"
+        and min(cells.fmap.shape[1:]) >= 2
+    ):
+        idx, sim = cells.index(candidates, xy, keys).nearest(
+            query, block_rows=max(block_rows, 8192)
+        )
+    else:
+        idx, sim = brute_force_nearest(query, keys, block_rows)
+    return idx, sim, xy, keys
 
 
-def soft_argmax(query: torch.Tensor, keys: torch.Tensor, key_xy: torch.Tensor, window: float, temperature: float = 0.02, block_rows: int = DEFAULT_BLOCK_ROWS) -> torch.Tensor:
+def soft_argmax(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    key_xy: torch.Tensor,
+    window: float,
+    temperature: float = 0.02,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> torch.Tensor:
     """Refine each nearest neighbour to the softmax-weighted mean xy of keys within ``window``
     pixels of it (weights exp(sim / temperature)). Returns (N, 2) xy."""
     out = torch.empty(query.shape[0], 2, dtype=key_xy.dtype, device=key_xy.device)
@@ -117,12 +214,13 @@ def transfer_points(
         candidates = candidates & lattice
     if not candidates.any():
         raise ValueError("The target mask is empty: there is nowhere to transfer to.")
-    cand_xy = mask_pixels(candidates)
     query = src.sample(points.float())
-    keys = tgt.sample(cand_xy)
-    idx, sim = nearest_neighbours(query, keys, block_rows)
-    cand_xy = cand_xy.to(idx.device)
-    moved = cand_xy[idx] if soft_window is None else soft_argmax(query, keys, cand_xy, soft_window, block_rows=block_rows)
+    idx, sim, cand_xy, keys = nearest_pixels(query, tgt, candidates, block_rows)
+    moved = (
+        cand_xy[idx]
+        if soft_window is None
+        else soft_argmax(query, keys, cand_xy, soft_window, block_rows=block_rows)
+    )
     return Transfer(moved, sim)
 
 
@@ -133,7 +231,8 @@ def transfer_mask(
     block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Label transfer of a source mask: every target object pixel takes the label of its nearest
-    source object pixel. src_label (H1, W1) bool. Returns (mask (H2, W2) bool, similarity (H2, W2))."""
+    source object pixel. src_label (H1, W1) bool. Returns (mask (H2, W2) bool, similarity
+    (H2, W2))."""
     if not (src_label & src.mask.to(src_label.device)).any():
         raise ValueError("The source mask has no pixel on the source object.")
     tgt_xy = tgt.pixels()
@@ -147,7 +246,14 @@ def transfer_mask(
     return out, sim
 
 
-def cycle_error(src: ImageFeatures, tgt: ImageFeatures, src_xy: torch.Tensor, tgt_xy: torch.Tensor, src_mask: torch.Tensor | None = None, block_rows: int = DEFAULT_BLOCK_ROWS) -> torch.Tensor:
+def cycle_error(
+    src: ImageFeatures,
+    tgt: ImageFeatures,
+    src_xy: torch.Tensor,
+    tgt_xy: torch.Tensor,
+    src_mask: torch.Tensor | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> torch.Tensor:
     """Forward-backward error: pixel distance between ``src_xy`` and where ``tgt_xy`` (its forward
     match) lands back in the source (within ``src_mask``). (N,) float."""
     back = transfer_points(tgt, src, tgt_xy, tgt_mask=src_mask, block_rows=block_rows)
@@ -174,7 +280,54 @@ class Discovery:
     cycle_error: torch.Tensor
 
     def top(self, k: int) -> Discovery:
-        return Discovery(*(t[:k] for t in (self.src_xy, self.tgt_xy, self.score, self.similarity, self.cycle_error)))
+        return Discovery(
+            *(
+                t[:k]
+                for t in (self.src_xy, self.tgt_xy, self.score, self.similarity, self.cycle_error)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class DenseMatches:
+    """Every pixel of a region matched into a region of the other image.
+
+    xy (N, 2): the region's pixels, row-major; match (N,): index of each one's nearest
+    neighbour among the other region's pixels (row-major); similarity (N,).
+    """
+
+    xy: torch.Tensor
+    match: torch.Tensor
+    similarity: torch.Tensor
+
+
+def dense_matches(
+    src: ImageFeatures,
+    tgt: ImageFeatures,
+    src_mask: torch.Tensor,
+    tgt_mask: torch.Tensor,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> DenseMatches:
+    """Nearest neighbour in ``tgt_mask`` of every pixel of ``src_mask`` (both (H, W) bool)."""
+    if not tgt_mask.any():
+        raise ValueError("The target mask is empty: there is nowhere to transfer to.")
+    xy = mask_pixels(src_mask)
+    idx, sim, _, _ = nearest_pixels(src.sample(xy), tgt, tgt_mask, block_rows)
+    return DenseMatches(xy.to(idx.device), idx, sim)
+
+
+def rank_matches(forward: DenseMatches, backward: DenseMatches) -> Discovery:
+    """Rank ``forward`` (source region -> target region) by score = (1 - cycle error) *
+    similarity, each min-max normalised over the pair (dense functional correspondence paper,
+    Sec. 5.1); ``backward`` matches the target region back into the source region."""
+    tgt_xy = backward.xy[forward.match]
+    cycle = (forward.xy[backward.match[forward.match]] - forward.xy).norm(dim=-1)
+    score = (1 - minmax(cycle, constant=0.0)) * minmax(forward.similarity)
+    # Stable sort keeps row-major order among ties, so rankings are deterministic.
+    order = torch.sort(score, descending=True, stable=True).indices
+    return Discovery(
+        forward.xy[order], tgt_xy[order], score[order], forward.similarity[order], cycle[order]
+    )
 
 
 def discover(
@@ -187,46 +340,88 @@ def discover(
     """Rank every source pixel's forward match by score = (1 - cycle error) * similarity, each
     min-max normalised over the pair, as the dense functional correspondence paper (Sec. 5.1).
     """
-    src_mask = src.mask if src_mask is None else src_mask
-    src_xy = src.pixels(src_mask)
-    fwd = transfer_points(src, tgt, src_xy, tgt_mask=tgt_mask, block_rows=block_rows)
-    cycle = cycle_error(src, tgt, src_xy, fwd.points, src_mask=src_mask, block_rows=block_rows)
-    score = (1 - minmax(cycle, constant=0.0)) * minmax(fwd.similarity)
-    # Stable sort keeps row-major order among ties, so rankings are deterministic.
-    order = torch.sort(score, descending=True, stable=True).indices
-    src_xy = src_xy.to(order.device)
-    return Discovery(src_xy[order], fwd.points[order], score[order], fwd.similarity[order], cycle[order])
+    return discover_pair(src, tgt, src_mask, tgt_mask, block_rows)[0]
+
+
+def discover_pair(
+    first: ImageFeatures,
+    second: ImageFeatures,
+    first_mask: torch.Tensor | None = None,
+    second_mask: torch.Tensor | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> tuple[Discovery, Discovery]:
+    """:func:`discover` from ``first`` to ``second`` and from ``second`` to ``first`` (regions
+    swapped), from two searches: each direction's cycle check is the other's forward match
+    (the backward match of a forward match is the forward match of that target pixel)."""
+    first_mask = first.mask if first_mask is None else first_mask
+    second_mask = second.mask if second_mask is None else second_mask
+    forward = dense_matches(first, second, first_mask, second_mask, block_rows)
+    backward = dense_matches(second, first, second_mask, first_mask, block_rows)
+    return rank_matches(forward, backward), rank_matches(backward, forward)
 
 
 def part_regions(
-    src_object: torch.Tensor, tgt_object: torch.Tensor, src_part: torch.Tensor | None, tgt_part: torch.Tensor | None, min_pixels: int = 16
+    src_object: torch.Tensor,
+    tgt_object: torch.Tensor,
+    src_part: torch.Tensor | None,
+    tgt_part: torch.Tensor | None,
+    min_pixels: int = 16,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(source region, target region) pairs to match within, as the paper does with part masks
     (Sec. 8.2): part to part, then the rest of each object to the rest. Falls back to the whole
     objects when a part mask is missing or a region has fewer than ``min_pixels`` pixels.
     All masks (H, W) bool."""
     if src_part is not None and tgt_part is not None:
-        regions = [(src_part & src_object, tgt_part & tgt_object), (~src_part & src_object, ~tgt_part & tgt_object)]
+        regions = [
+            (src_part & src_object, tgt_part & tgt_object),
+            (~src_part & src_object, ~tgt_part & tgt_object),
+        ]
         if all(int(mask.sum()) >= min_pixels for pair in regions for mask in pair):
             return regions
     return [(src_object, tgt_object)]
 
 
-def discover_in_regions(src: ImageFeatures, tgt: ImageFeatures, regions: list[tuple[torch.Tensor, torch.Tensor]], block_rows: int = DEFAULT_BLOCK_ROWS) -> Discovery:
+def discover_in_regions(
+    src: ImageFeatures,
+    tgt: ImageFeatures,
+    regions: list[tuple[torch.Tensor, torch.Tensor]],
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> Discovery:
     """:func:`discover` within each region pair, rankings concatenated in region order."""
     parts = [discover(src, tgt, src_mask=s, tgt_mask=t, block_rows=block_rows) for s, t in regions]
-    fields = zip(*((d.src_xy, d.tgt_xy, d.score, d.similarity, d.cycle_error) for d in parts))
+    fields = zip(
+        *((d.src_xy, d.tgt_xy, d.score, d.similarity, d.cycle_error) for d in parts), strict=True
+    )
     return Discovery(*(torch.cat(list(f)) for f in fields))
 
 
-def mutual_nearest(src: ImageFeatures, tgt: ImageFeatures, tolerance: float = 0.5, block_rows: int = DEFAULT_BLOCK_ROWS) -> Discovery:
-    """Matches whose backward nearest neighbour returns to (within ``tolerance`` px of) the start."""
+def mutual_nearest(
+    src: ImageFeatures,
+    tgt: ImageFeatures,
+    tolerance: float = 0.5,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> Discovery:
+    """Matches whose backward nearest neighbour returns to (within ``tolerance`` px of) the
+    start."""
     ranked = discover(src, tgt, block_rows=block_rows)
     keep = ranked.cycle_error <= tolerance
-    return Discovery(*(t[keep] for t in (ranked.src_xy, ranked.tgt_xy, ranked.score, ranked.similarity, ranked.cycle_error)))
+    return Discovery(
+        *(
+            t[keep]
+            for t in (
+                ranked.src_xy,
+                ranked.tgt_xy,
+                ranked.score,
+                ranked.similarity,
+                ranked.cycle_error,
+            )
+        )
+    )
 
 
-def spread_out(src_xy: torch.Tensor, tgt_xy: torch.Tensor, k: int, min_distance: float = 5.0) -> torch.Tensor:
+def spread_out(
+    src_xy: torch.Tensor, tgt_xy: torch.Tensor, k: int, min_distance: float = 5.0
+) -> torch.Tensor:
     """Indices of the first ``k`` ranked matches whose ends are each at least ``min_distance``
     px from every earlier pick on both images (so a picture shows k distinct matches)."""
     picked: list[int] = []
@@ -235,8 +430,9 @@ def spread_out(src_xy: torch.Tensor, tgt_xy: torch.Tensor, k: int, min_distance:
             break
         if picked:
             chosen = torch.tensor(picked)
-            if ((src_xy[chosen] - src_xy[i]).norm(dim=-1).min() < min_distance or
-                    (tgt_xy[chosen] - tgt_xy[i]).norm(dim=-1).min() < min_distance):
+            if (src_xy[chosen] - src_xy[i]).norm(dim=-1).min() < min_distance or (
+                tgt_xy[chosen] - tgt_xy[i]
+            ).norm(dim=-1).min() < min_distance:
                 continue
         picked.append(i)
     return torch.tensor(picked, dtype=torch.long)

@@ -1,0 +1,100 @@
+"""A trained head as ImageFeatures: object-pixel features computed once, equal to the head's own."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from funcorr.backbones.base import FeatureGrid
+from funcorr.model import head_features
+from funcorr.model.head import FunctionHead, HeadConfig
+from funcorr.model.head_features import dense_head_outputs, head_image_features, head_part_mask
+from funcorr.model.matching import mask_pixels, transfer_points
+
+GRID = FeatureGrid(patch_size=4, stride=4)
+SIZE = (24, 28)  # 6 x 7 cells
+
+
+def _head_and_inputs(seed: int = 0):
+    torch.manual_seed(seed)
+    head = FunctionHead(
+        HeadConfig(in_dim=12, n_blocks=2, proj_dim=16, text_dim=6, hidden=32, out_dim=8)
+    ).eval()
+    gen = torch.Generator().manual_seed(seed)
+    blocks = torch.randn(2, 12, 6, 7, generator=gen)
+    text = F.normalize(torch.randn(6, generator=gen), dim=0)
+    mask = torch.zeros(SIZE, dtype=torch.bool)
+    mask[2:20, 3:25] = True
+    mask[8:12, 10:14] = False
+    return head, blocks, text, mask
+
+
+def _head_outputs(head, blocks, text, points):
+    """What the head itself computes at points (N, 2): features (N, C), mask logits (N,)."""
+    with torch.no_grad():
+        out = head(blocks[None], GRID, points[None], text[None])
+    return out.features[0], out.mask_logits[0]
+
+
+def test_cached_object_features_equal_the_heads_own():
+    head, blocks, text, mask = _head_and_inputs()
+    features = head_image_features(head, blocks, GRID, text, SIZE, mask)
+    pixels = mask_pixels(mask)
+    expected, _ = _head_outputs(head, blocks, text, pixels)
+    assert torch.allclose(features.sample(pixels), expected, atol=1e-5)
+    # Sub-pixel points and background pixels are computed on demand, by the head itself.
+    others = torch.tensor(
+        [[5.5, 7.25], [0.0, 0.0], [27.0, 23.0], [12.0, 9.0]]
+    )  # the last is a hole
+    assert torch.equal(features.sample(others), _head_outputs(head, blocks, text, others)[0])
+    mixed = torch.cat([others[:2], pixels[:5]])
+    assert torch.allclose(
+        features.sample(mixed),
+        torch.cat([_head_outputs(head, blocks, text, others[:2])[0], expected[:5]]),
+        atol=1e-5,
+    )
+
+
+def test_first_layer_on_cells_equals_the_mlp_on_pixels():
+    head, blocks, text, _ = _head_and_inputs(seed=1)
+    points = torch.rand(50, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor(
+        [SIZE[1] - 1.0, SIZE[0] - 1.0]
+    )
+    projected = head.project_blocks(blocks[None])
+    features, logits = dense_head_outputs(head, projected, GRID, text, points, chunk=7)
+    expected, expected_logits = _head_outputs(head, blocks, text, points)
+    assert torch.allclose(features, expected, atol=1e-5) and torch.allclose(
+        logits, expected_logits, atol=1e-5
+    )
+
+
+def test_object_features_are_computed_once_for_many_transfers(monkeypatch):
+    head, blocks, text, mask = _head_and_inputs()
+    calls = []
+    original = head_features.dense_head_outputs
+
+    def counting(*args, **kwargs):
+        calls.append(args[4].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(head_features, "dense_head_outputs", counting)
+    src = head_image_features(head, blocks, GRID, text, SIZE, mask)
+    tgt = head_image_features(head, blocks.flip(-1), GRID, text, SIZE, mask)
+    assert calls == []  # nothing is computed before it is needed
+    points = mask_pixels(mask)[::9]
+    first = transfer_points(src, tgt, points)
+    second = transfer_points(src, tgt, points)
+    back = transfer_points(tgt, src, first.points)
+    assert calls == [int(mask.sum())] * 2  # one pass per image, whatever the number of transfers
+    assert torch.equal(first.points, second.points) and back.points.shape == points.shape
+
+
+def test_part_mask_is_the_mask_heads_sign_on_object_pixels():
+    head, blocks, text, mask = _head_and_inputs(seed=2)
+    predicted = head_part_mask(head, blocks, GRID, text, mask)
+    _, logits = _head_outputs(head, blocks, text, mask_pixels(mask))
+    expected = torch.zeros_like(mask)
+    expected[mask] = logits > 0
+    clear = torch.zeros_like(mask)
+    clear[mask] = logits.abs() > 1e-5  # pixels not within float noise of the decision boundary
+    assert torch.equal(predicted & clear, expected & clear) and not (predicted & ~mask).any()
