@@ -22,6 +22,8 @@ class TrainConfig:
     """Everything a run depends on; stored in every checkpoint.
 
     layers: the number of last backbone blocks, or a list of block indices (0-based);
+    weights: local folder of a hub backbone's weights (``save_pretrained`` / ``huggingface-cli
+    download --local-dir``), as ``--weights`` of ``funcorr match``; None: the Hugging Face cache;
     push_own_background: also push each functional part away from the rest of its own object
     (not in the reference code); spatial_on_part: draw the multi-view points on the functional
     part of the conditioning function (paper Sec. 8.2, the full model) rather than anywhere on
@@ -35,6 +37,7 @@ class TrainConfig:
     data: str
     out: str = "runs/default"
     backbone: str = "dinov2-s14"
+    weights: str | None = None
     layers: int | list[int] = 3
     stride: int | None = None
     text_encoder: str = "minilm"
@@ -162,4 +165,6 @@ def cache_key(cfg: TrainConfig) -> str:
             cfg.oracle_jitter, cfg.oracle_miss_rate, cfg.oracle_false_box_rate, cfg.seed]
     if cfg.background_kinds != ["colour"] or cfg.colour_jitter:
         keys += [cfg.background_kinds, cfg.colour_jitter]
+    if cfg.weights:  # another copy of the weights may differ: its own cache
+        keys.append(str(Path(cfg.weights).resolve()))
     return hashlib.sha1(json.dumps(keys).encode()).hexdigest()[:12]

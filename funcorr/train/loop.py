@@ -141,7 +141,7 @@ def train(cfg: TrainConfig) -> Path:
     rng = random.Random(cfg.seed + rank)
     gen = torch.Generator().manual_seed(cfg.seed + rank)
     out = check_output_folder(cfg.out, "out:")
-    backbone = load_backbone(cfg.backbone, layers=cfg.layers, stride=cfg.stride, device=device)
+    backbone = load_backbone(cfg.backbone, layers=cfg.layers, stride=cfg.stride, weights=cfg.weights, device=device)
     cache = build_cache(cfg, backbone, device) if rank == 0 else None
     if world > 1:
         torch.distributed.barrier()
