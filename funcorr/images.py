@@ -28,6 +28,10 @@ MIN_SIDE = 8
 MAX_PIXELS = 64_000_000
 
 
+def _too_many_pixels(name: object) -> InputError:
+    return InputError(f"{name} claims over {MAX_PIXELS / 1e6:.0f} megapixels (a decompression bomb?); downscale it first.")
+
+
 def check_image_size(size: tuple[int, int], name: object = "image") -> None:
     """InputError unless a (W, H) image is at least :data:`MIN_SIDE` px a side and at most
     :data:`MAX_PIXELS` pixels. Called on the header, before any pixel is decoded."""
@@ -68,7 +72,9 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
             check_image_size(im.size, f"Image {path}")
             im.load()
             return from_pil(im, path)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as err:
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(f"Image {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
         if isinstance(err, InputError):
             raise
         raise InputError(f"Could not decode image {path}: {err}") from None
@@ -106,7 +112,9 @@ def load_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> t
             check_image_size(im.size, f"Mask {path}")
             im.load()
             arr = np.asarray(im.convert("RGBA"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as err:
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(f"Mask {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
         if isinstance(err, InputError):
             raise
         raise InputError(f"Could not decode mask {path}: {err}") from None
