@@ -235,3 +235,118 @@ def test_pair_without_ground_truth_is_left_out_of_the_means():
     mixed = evaluate_functional([empty, shifted_pair("b")], method, CONFIG).summary()
     for key in ("pck_10", "ap_23", "best_f1_10", "norm_dist"):
         assert mixed[key] == pytest.approx(alone[key])  # NaN for the empty pair, not a zero
+
+
+def _varied_pairs() -> list[dict]:
+    """Six pairs over two functions and both splits, two of them sharing their images."""
+    pairs = [shifted_pair(f"p{i}", across=i % 2 == 1, function=("pour-with", "cut-with")[i % 3 == 0]) for i in range(6)]
+    for i, item in enumerate(pairs):  # different texture per pair: different discovery curves
+        item["image1"] = item["image1"] * (1 - 0.05 * i)
+        item["image2"] = item["image2"] * (1 - 0.05 * i)
+    pairs[5]["image1"], pairs[5]["image2"] = pairs[4]["image1"], pairs[4]["image2"]
+    return pairs
+
+
+def test_shards_merge_into_the_record_of_the_whole_run():
+    from funcorr.eval.functional import merge_records
+
+    method = FunctionalMethod("parts", NearestNeighbourMatcher(), colour_features, GroundTruthParts())
+    pairs = _varied_pairs()
+    whole = evaluate_functional(pairs, method, CONFIG).to_record()
+    shards = [evaluate_functional(pairs, method, FunctionalConfig(image_size=SIZE, thresholds_px=(23, 10), shard=(i, 4))).to_record() for i in (2, 0, 3, 1)]
+    assert [len(s["per_direction"]) for s in shards] == [2, 2, 4, 4]  # 6 pairs in slices of 1, 2, 1, 2
+    merged = json.loads(json.dumps(merge_records(shards)))  # through JSON, as the files are
+    expected = json.loads(json.dumps(whole))
+    for key in ("summary", "by_function", "per_direction", "part_iou_per_pair"):
+        assert merged[key] == expected[key], key
+    for split, by_threshold in expected["pr_curves"].items():
+        for k, curve in by_threshold.items():
+            assert merged["pr_curves"][split][k]["precision"] == pytest.approx(curve["precision"], abs=1e-12)
+            assert merged["pr_curves"][split][k]["recall"] == pytest.approx(curve["recall"], abs=1e-12)
+    with pytest.raises(Exception, match="shards"):
+        merge_records(shards[:3])
+
+
+def test_report_merges_shard_files_into_one_run(tmp_path):
+    from funcorr.eval.report import render_report, result_document, write_outputs
+
+    method = FunctionalMethod("perfect", NearestNeighbourMatcher(), colour_features)
+    pairs = _varied_pairs()
+    results = tmp_path / "results"
+    for i in range(3):
+        config = FunctionalConfig(image_size=SIZE, thresholds_px=(23, 10), shard=(i, 3))
+        record = evaluate_functional(pairs, method, config).to_record()
+        write_outputs(result_document("functional", {"data": "synthetic", "shard": f"{i}/3", "protocol": {"shard": [i, 3]}}, record), results, f"functional_perfect_shard-{i}-of-3")
+    report = render_report([results], tmp_path / "report")
+    text = report.read_text()
+    assert text.count("| perfect | all | 6 |") == 1  # one run of 6 pairs, not three partial rows
+    merged = json.loads((tmp_path / "report" / "functional_perfect_merged.json").read_text())
+    assert len(merged["results"]["per_direction"]) == 12 and len(merged["config"]["merged_from"]) == 3
+    # Reporting again over both folders does not count the run twice.
+    again = render_report([results, tmp_path / "report"], tmp_path / "report").read_text()
+    assert again.count("| perfect | all | 6 |") == 1
+
+
+def test_shard_option_is_checked():
+    from funcorr.eval.functional import parse_shard, shard_range
+    from funcorr.images import InputError
+
+    assert parse_shard("1/4") == (1, 4)
+    assert [list(shard_range(10, (i, 3))) for i in range(3)] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
+    for bad in ("4/4", "-1/2", "a/b", "3"):
+        with pytest.raises(InputError):
+            parse_shard(bad)
+
+
+def test_paired_rankings_equal_one_direction_at_a_time():
+    from funcorr.eval.functional import pair_rankings
+
+    method = FunctionalMethod("parts", NearestNeighbourMatcher(), colour_features, GroundTruthParts())
+    view1, view2, _ = make_views(shifted_pair(), method, CONFIG)
+    forward, backward = pair_rankings(view1, view2, method.matcher, CONFIG)
+    separate = [method.matcher.rank(view1, view2, s, t) for s, t in discovery_regions(view1, view2, CONFIG.min_part_pixels)]
+    reverse = [method.matcher.rank(view2, view1, s, t) for s, t in discovery_regions(view2, view1, CONFIG.min_part_pixels)]
+    assert len(forward) == len(separate) == 2  # part -> part, rest -> rest
+    for got, want in zip(forward + backward, separate + reverse, strict=True):
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+class CountingMatcher:
+    """Stands in for funcorr.model.matcher.Matcher: colour features, counting backbone passes."""
+
+    def __init__(self, head: bool = False):
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(image_size=SIZE, resize="pad")
+        self.head = object() if head else None
+        self.encoded: list[int] = []
+        self.function = None
+
+    def use_function(self, function):
+        self.function = function
+
+    def encode(self, images):
+        self.encoded.append(len(images))
+        return images
+
+    def features(self, images, encoded=None):
+        return colour_features(images)
+
+    def predicted_part_mask(self, images, encoded=None):
+        return [p.mask for p in images]
+
+
+@pytest.mark.parametrize("head", [False, True])
+def test_each_image_is_encoded_once_across_pairs(head):
+    from funcorr.eval.functional import MatcherFeatures
+
+    pairs = _varied_pairs()  # 12 image uses; pairs 4 and 5 show the same two images
+    features = MatcherFeatures(CountingMatcher(head=head))
+    results = evaluate_functional(pairs, FunctionalMethod("cached", NearestNeighbourMatcher(), features), CONFIG)
+    fresh = evaluate_functional(pairs, FunctionalMethod("fresh", NearestNeighbourMatcher(), colour_features), CONFIG)
+    assert features.computed == 10 and sum(features.matcher.encoded) == 10
+    assert results.to_record()["per_direction"] == fresh.to_record()["per_direction"]
+    # A trained head's features depend on the function: the same image under another function is new.
+    prepared = make_views(pairs[4], FunctionalMethod("x", NearestNeighbourMatcher(), colour_features), CONFIG)[0].prepared
+    features([prepared], "hang-onto")
+    assert features.computed == (11 if head else 10)

@@ -98,3 +98,12 @@ def test_part_mask_is_the_mask_heads_sign_on_object_pixels():
     clear = torch.zeros_like(mask)
     clear[mask] = logits.abs() > 1e-5  # pixels not within float noise of the decision boundary
     assert torch.equal(predicted & clear, expected & clear) and not (predicted & ~mask).any()
+
+
+def test_uncached_features_run_the_head_on_every_call(monkeypatch):
+    head, blocks, text, mask = _head_and_inputs()
+    pixels = mask_pixels(mask)
+    cached = head_image_features(head, blocks, GRID, text, SIZE, mask)
+    uncached = head_image_features(head, blocks, GRID, text, SIZE, mask, cache=False)
+    assert torch.equal(uncached.sample(pixels), _head_outputs(head, blocks, text, pixels)[0])
+    assert torch.allclose(uncached.sample(pixels), cached.sample(pixels), atol=1e-5)

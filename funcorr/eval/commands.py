@@ -59,6 +59,7 @@ def _functional(args: argparse.Namespace) -> int:
         NearestNeighbourMatcher,
         evaluate_functional,
         load_part_predictor,
+        parse_shard,
     )
     from funcorr.eval.report import result_document, write_outputs
     from funcorr.images import InputError
@@ -80,6 +81,7 @@ def _functional(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_pairs=args.max_pairs,
         discovery=not args.no_discovery,
+        shard=parse_shard(args.shard) if args.shard else None,
     )
     label = _method_label(args)
     features = None
@@ -95,7 +97,8 @@ def _functional(args: argparse.Namespace) -> int:
     results = evaluate_functional(pairs, method, config, progress=True)
     record = {**{k: v for k, v in vars(args).items() if k != "func"}, "protocol": asdict(config), "method_label": label}
     document = result_document("functional", record, results.to_record())
-    _print_paths(write_outputs(document, Path(args.out), f"functional_{_slug(args.name or label)}"))
+    shard = f"_shard-{config.shard[0]}-of-{config.shard[1]}" if config.shard else ""
+    _print_paths(write_outputs(document, Path(args.out), f"functional_{_slug(args.name or label)}{shard}"))
     summary = results.summary("all")
     pck = "  ".join(f"PCK@{k:g} {100 * summary[f'pck_{k:g}']:.1f}" for k in sorted(set(config.thresholds_px), reverse=True))
     print(f"{label}: {pck}  norm. dist {summary['norm_dist']:.3f}")
@@ -230,6 +233,7 @@ def register(sub) -> None:
     functional.add_argument("--thresholds", type=positive_float, nargs="+", default=[23, 15, 10, 5], help="pixel thresholds at 224 px")
     functional.add_argument("--no-discovery", action="store_true", help="label transfer only (discovery is the slow part)")
     functional.add_argument("--soft-window", type=positive_float, help="soft-argmax refinement radius for label transfer (network px)")
+    functional.add_argument("--shard", help="evaluate shard i/n (0 <= i < n): the i-th of n contiguous slices of the pairs; `funcorr report` merges the n result files")
     _common(functional)
     add_feature_options(functional)
     functional.set_defaults(func=_functional)

@@ -19,12 +19,21 @@ label transfer searches only the target part, and discovery ranks part->part and
 rest->rest separately and concatenates the two rankings (part first), exactly as the reference.
 When any of those regions has fewer than ``min_part_pixels`` (16) pixels the whole object is
 used instead. Thresholds are given for a 224 px image and scale with ``max(W, H) / 224``.
+
+Speed: an image's features are computed once and shared by every pair that shows it
+(:class:`MatcherFeatures` keeps the most recent ones, keyed by image content, and by function
+for a trained head); both directions of a pair are ranked from two searches
+(:func:`funcorr.model.matching.discover_pair`); ``shard=(i, n)`` evaluates the i-th of n
+contiguous slices of the pairs, and :func:`merge_records` joins the shards' records into
+the record of the whole run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +66,15 @@ from funcorr.model.matching import (
     DEFAULT_BLOCK_ROWS,
     ImageFeatures,
     discover,
+    discover_pair,
     mask_pixels,
     part_regions,
     transfer_points,
 )
 
 Direction = Literal["1->2", "2->1"]
+Ranking = tuple[torch.Tensor, torch.Tensor]
+"""Source pixels (P, 2) and their matches (P, 2), best first."""
 Split = Literal["within", "across", "all"]
 SPLITS: tuple[Split, ...] = ("within", "across", "all")
 
@@ -80,6 +92,7 @@ class FunctionalConfig:
     block_rows: int = DEFAULT_BLOCK_ROWS
     max_pairs: int | None = None
     discovery: bool = True
+    shard: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,12 @@ class NearestNeighbourMatcher:
         # Kept on the features' device: scoring the ranking against the GT runs there too.
         ranked = discover(src.features, tgt.features, src_mask=src_region, tgt_mask=tgt_region, block_rows=self.block_rows)
         return ranked.src_xy, ranked.tgt_xy
+
+    def rank_pair(self, first: View, second: View, first_region: torch.Tensor, second_region: torch.Tensor) -> tuple[Ranking, Ranking]:
+        """:meth:`rank` from first to second and from second to first (regions swapped), from
+        two searches instead of four."""
+        forward, backward = discover_pair(first.features, second.features, first_region, second_region, self.block_rows)
+        return (forward.src_xy, forward.tgt_xy), (backward.src_xy, backward.tgt_xy)
 
 
 @dataclass
@@ -193,18 +212,22 @@ class MaskFolderParts:
 
 @dataclass
 class HeadParts:
-    """The part masks a trained head predicts (``Matcher.predicted_part_mask``)."""
+    """The part masks a trained head predicts (``Matcher.predicted_part_mask``), computed in
+    the same backbone pass as the features and kept with them by :class:`MatcherFeatures`."""
 
     features: MatcherFeatures
     is_ground_truth: bool = False
 
+    def __post_init__(self) -> None:
+        self.features.with_parts = True
+
     def __call__(self, item: Mapping[str, Any], index: Literal[1, 2]) -> torch.Tensor:
-        prepared = prepare_image(_loaded(item, index), self.features.image_size, self.features.resize)
-        self.features.use_function(str(item["function"]))
-        masks = self.features.matcher.predicted_part_mask([prepared])
-        if masks is None:
+        loaded = _loaded(item, index)
+        prepared = prepare_image(loaded, self.features.image_size, self.features.resize)
+        mask = self.features.part_mask(prepared, str(item["function"]))
+        if mask is None:
             raise InputError("This checkpoint has no mask head; use --parts gt or a predictor.")
-        return _mask_to_image(masks[0].cpu(), prepared, _loaded(item, index).rgb.shape[1:])
+        return _mask_to_image(mask.cpu(), prepared, loaded.rgb.shape[1:])
 
 
 def load_part_predictor(spec: str | None, features: MatcherFeatures | None = None) -> PartPredictor | None:
@@ -236,12 +259,29 @@ def load_part_predictor(spec: str | None, features: MatcherFeatures | None = Non
 # --------------------------------------------------------------------------- features
 
 
+def image_key(prepared: Prepared) -> str:
+    """Content hash of a prepared image and its object mask: equal images share features."""
+    digest = hashlib.blake2b(digest_size=16)
+    for tensor in (prepared.rgb, prepared.mask):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 @dataclass
 class MatcherFeatures:
     """Features from a :class:`funcorr.model.matcher.Matcher`, switching the function of a trained
-    head per pair (raw backbone features ignore the function)."""
+    head per pair (raw backbone features ignore the function).
+
+    The features of the last ``cache_size`` distinct images (and their predicted part masks
+    when ``with_parts``) are kept, so an image shown by several pairs costs one backbone pass
+    and, with a head, one pass of the head over its object pixels.
+    """
 
     matcher: Any
+    cache_size: int = 64
+    with_parts: bool = False
+    computed: int = field(default=0, init=False)
+    _cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
 
     @property
     def image_size(self) -> int:
@@ -254,9 +294,34 @@ class MatcherFeatures:
     def use_function(self, function: str) -> None:
         self.matcher.use_function(function)
 
+    def _key(self, prepared: Prepared, function: str) -> tuple[str, str]:
+        return image_key(prepared), function if self.matcher.head is not None else ""
+
+    def _fill(self, images: list[Prepared], function: str) -> list[tuple[str, str]]:
+        """Compute what the cache lacks for ``images`` in one batched pass; their keys."""
+        keys = [self._key(p, function) for p in images]
+        todo = {k: p for k, p in zip(keys, images, strict=True) if k not in self._cache}
+        if todo:
+            self.use_function(function)
+            batch = list(todo.values())
+            encoded = self.matcher.encode(batch)
+            features = self.matcher.features(batch, encoded)
+            parts = self.matcher.predicted_part_mask(batch, encoded) if self.with_parts else None
+            for i, key in enumerate(todo):
+                self._cache[key] = (features[i], None if parts is None else parts[i])
+                self.computed += 1
+        for key in keys:
+            self._cache.move_to_end(key)
+        while len(self._cache) > max(self.cache_size, len(keys)):
+            self._cache.popitem(last=False)
+        return keys
+
     def __call__(self, images: list[Prepared], function: str) -> list[ImageFeatures]:
-        self.use_function(function)
-        return self.matcher.features(images)
+        return [self._cache[key][0] for key in self._fill(images, function)]
+
+    def part_mask(self, prepared: Prepared, function: str) -> torch.Tensor | None:
+        """The head's predicted part mask of one image (None without a mask head)."""
+        return self._cache[self._fill([prepared], function)[0]][1]
 
 
 FeatureFunction = Callable[[list[Prepared], str], list[ImageFeatures]]
@@ -334,13 +399,33 @@ class FunctionalResults:
 
     def summary(self, split: Split = "all", function: str | None = None) -> dict[str, float]:
         """Mean of each per-direction number over the split's pair-directions (+ counts, IoU)."""
-        rows = [r.summary() for r in self.direction_results(split, function)]
-        keys = list(rows[0]) if rows else []
-        out: dict[str, float] = {key: nanmean(row[key] for row in rows) for key in keys}
-        out["pair_directions"] = len(rows)
-        ious = [iou for pair in self.pairs if pair.part_iou is not None and _in_split(pair, split, function) for iou in pair.part_iou]
-        if ious:
-            out["part_iou"] = nanmean(ious)
+        return summarise_rows(self.rows(), self.part_ious(), split, function)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON-ready row per pair-direction: its identity and every per-direction number."""
+        return [
+            {"pair_id": r.pair_id, "direction": r.direction, "function": r.function, "across_category": r.across_category, **r.summary()}
+            for r in self.direction_results()
+        ]
+
+    def part_ious(self) -> dict[str, list[float]]:
+        return {p.directions[0].pair_id: list(p.part_iou) for p in self.pairs if p.part_iou is not None}
+
+    def curve_sums(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per split and threshold: how many PR curves, and their precision and recall summed per
+        cutoff (shards add these up; the mean curve is sum / count)."""
+        thresholds = sorted(self.config.thresholds_px, reverse=True) if self.config.discovery else []
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for split in SPLITS:
+            out[split] = {}
+            for k in thresholds:
+                curves = [r.curves[float(k)] for r in self.direction_results(split) if float(k) in r.curves]
+                if curves:
+                    out[split][_key(k)] = {
+                        "count": len(curves),
+                        "precision": torch.stack([c.precision for c in curves]).sum(0).tolist(),
+                        "recall": torch.stack([c.recall for c in curves]).sum(0).tolist(),
+                    }
         return out
 
     def mean_curve(self, threshold_px: float, split: Split = "all") -> PRCurve | None:
@@ -354,31 +439,90 @@ class FunctionalResults:
         return sorted({r.function for r in self.direction_results()})
 
     def to_record(self) -> dict[str, Any]:
-        """JSON-ready: summaries per split and function, mean PR curves, and every per-direction number."""
-        thresholds = sorted(self.config.thresholds_px, reverse=True) if self.config.discovery else []
-        return {
-            "method": self.method,
-            "summary": {split: self.summary(split) for split in SPLITS},
-            "by_function": {fn: self.summary("all", fn) for fn in self.functions()},
-            "pr_curves": {
-                split: {
-                    _key(k): {"cutoff_percent": list(self.config.cutoff_percents), "precision": c.precision.tolist(), "recall": c.recall.tolist()}
-                    for k in thresholds
-                    if (c := self.mean_curve(k, split)) is not None
-                }
-                for split in SPLITS
-            },
-            "per_direction": [
-                {"pair_id": r.pair_id, "direction": r.direction, "function": r.function, "across_category": r.across_category, **r.summary()}
-                for r in self.direction_results()
-            ],
-            "part_iou_per_pair": {p.directions[0].pair_id: list(p.part_iou) for p in self.pairs if p.part_iou is not None},
-        }
+        """JSON-ready: summaries per split and function, mean PR curves, and every per-direction
+        number (:func:`record_from_rows`)."""
+        shard = list(self.config.shard) if self.config.shard is not None else None
+        return record_from_rows(self.method, self.rows(), self.part_ious(), self.curve_sums(), list(self.config.cutoff_percents), shard)
 
 
-def _in_split(pair: PairResult, split: Split, function: str | None) -> bool:
-    first = pair.directions[0]
-    return (split == "all" or first.across_category == (split == "across")) and (function is None or first.function == function)
+ROW_IDENTITY = ("pair_id", "direction", "function", "across_category")
+
+
+def summarise_rows(rows: Sequence[Mapping[str, Any]], part_ious: Mapping[str, Sequence[float]], split: Split = "all", function: str | None = None) -> dict[str, float]:
+    """Mean of each per-direction number over the rows of ``split`` (and ``function``), NaN
+    skipped; ``pair_directions`` counts them; ``part_iou`` averages both images of their pairs."""
+    chosen = [r for r in rows if (split == "all" or r["across_category"] == (split == "across")) and (function is None or r["function"] == function)]
+    keys = [k for k in chosen[0] if k not in ROW_IDENTITY] if chosen else []
+    out: dict[str, float] = {key: nanmean(_number(row[key]) for row in chosen) for key in keys}
+    out["pair_directions"] = len(chosen)
+    pairs = {r["pair_id"] for r in chosen}
+    ious = [_number(iou) for pair_id, values in part_ious.items() if pair_id in pairs for iou in values]
+    if ious:
+        out["part_iou"] = nanmean(ious)
+    return out
+
+
+def record_from_rows(
+    method: str,
+    rows: list[dict[str, Any]],
+    part_ious: dict[str, list[float]],
+    curve_sums: dict[str, dict[str, dict[str, Any]]],
+    cutoff_percents: list[int],
+    shard: list[int] | None = None,
+) -> dict[str, Any]:
+    """The result record of a run (or of merged shards): summaries per split and function, mean
+    PR curves, the per-direction rows, part IoUs and the sums behind the curves."""
+    functions = sorted({r["function"] for r in rows})
+    return {
+        "method": method,
+        "shard": shard,
+        "summary": {split: summarise_rows(rows, part_ious, split) for split in SPLITS},
+        "by_function": {fn: summarise_rows(rows, part_ious, "all", fn) for fn in functions},
+        "pr_curves": {
+            split: {
+                k: {"cutoff_percent": cutoff_percents, "precision": [v / c["count"] for v in c["precision"]], "recall": [v / c["count"] for v in c["recall"]]}
+                for k, c in by_threshold.items()
+            }
+            for split, by_threshold in curve_sums.items()
+        },
+        "per_direction": rows,
+        "part_iou_per_pair": part_ious,
+        "pr_curve_sums": curve_sums,
+    }
+
+
+def merge_records(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Join the records of shards ``0/n .. n-1/n`` of one run into the record of the whole run
+    (rows in shard order; identical summaries, PR curves equal up to float rounding).
+    Raises InputError when a shard is missing, repeated, or the methods differ."""
+    shards = sorted(records, key=lambda r: tuple(r.get("shard") or (0, 1)))
+    counts = {tuple(r.get("shard") or (0, 1))[1] for r in shards}
+    methods = {r["method"] for r in shards}
+    if len(counts) != 1 or len(methods) != 1:
+        raise InputError(f"Cannot merge shards of different runs (methods {sorted(methods)}, shard counts {sorted(counts)}).")
+    total = counts.pop()
+    found = [tuple(r.get("shard") or (0, 1))[0] for r in shards]
+    if found != list(range(total)):
+        raise InputError(f"{methods.pop()}: shards {found} of {total} found; every shard 0..{total - 1} is needed once.")
+    rows = [row for r in shards for row in r["per_direction"]]
+    part_ious = {k: v for r in shards for k, v in (r.get("part_iou_per_pair") or {}).items()}
+    sums: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in shards:
+        if "pr_curve_sums" not in r:
+            raise InputError(f"{r['method']}: a shard record lacks pr_curve_sums (made by an older funcorr); rerun it.")
+        for split, by_threshold in r["pr_curve_sums"].items():
+            for k, c in by_threshold.items():
+                into = sums.setdefault(split, {}).setdefault(k, {"count": 0, "precision": [0.0] * len(c["precision"]), "recall": [0.0] * len(c["recall"])})
+                into["count"] += c["count"]
+                into["precision"] = [a + b for a, b in zip(into["precision"], c["precision"], strict=True)]
+                into["recall"] = [a + b for a, b in zip(into["recall"], c["recall"], strict=True)]
+    cutoffs = next((c["cutoff_percent"] for r in shards for by_k in r["pr_curves"].values() for c in by_k.values()), list(CUTOFF_PERCENTS))
+    return record_from_rows(shards[0]["method"], rows, part_ious, {split: sums.get(split, {}) for split in SPLITS}, cutoffs)
+
+
+def _number(value: Any) -> float:
+    """A JSON number back to float (NaN was written as null)."""
+    return math.nan if value is None else float(value)
 
 
 def _key(threshold: float) -> str:
@@ -418,11 +562,13 @@ def evaluate_direction(
     direction: Direction = "1->2",
     function: str = "",
     across_category: bool = False,
+    ranked: list[Ranking] | None = None,
 ) -> DirectionResult:
     """Label transfer and discovery from ``src`` to ``tgt``.
 
     src_points, tgt_points: (N, 2) ground-truth correspondences in original pixels (row i of
-    each is one pair).
+    each is one pair). ranked: the discovery rankings of :func:`discovery_regions`, when
+    already computed (:func:`pair_rankings`); else ``matcher.rank`` computes them.
     """
     src_plan, tgt_plan = src.prepared.plan, tgt.prepared.plan
     region = label_transfer_region(src, tgt, config.min_part_pixels)
@@ -433,7 +579,8 @@ def evaluate_direction(
         distances = torch.zeros(0, dtype=torch.float64)
     curves: dict[float, PRCurve] = {}
     if config.discovery and src_points.shape[0]:
-        ranked = [matcher.rank(src, tgt, s, t) for s, t in discovery_regions(src, tgt, config.min_part_pixels)]
+        if ranked is None:
+            ranked = [matcher.rank(src, tgt, s, t) for s, t in discovery_regions(src, tgt, config.min_part_pixels)]
         found_src = src_plan.to_orig(torch.cat([r[0] for r in ranked]).float())
         found_tgt = tgt_plan.to_orig(torch.cat([r[1] for r in ranked]).float())
         all_hits = discovery_hits_at(
@@ -464,6 +611,16 @@ def make_views(item: Mapping[str, Any], method: FunctionalMethod, config: Functi
     return views[0], views[1], iou
 
 
+def pair_rankings(view1: View, view2: View, matcher: DirectionMatcher, config: FunctionalConfig) -> tuple[list[Ranking] | None, list[Ranking] | None]:
+    """Discovery rankings of both directions from one call per region pair when the matcher
+    offers ``rank_pair`` (the regions of 2->1 are those of 1->2 swapped); (None, None) else."""
+    rank_pair = getattr(matcher, "rank_pair", None)
+    if rank_pair is None:
+        return None, None
+    both = [rank_pair(view1, view2, r1, r2) for r1, r2 in discovery_regions(view1, view2, config.min_part_pixels)]
+    return [forward for forward, _ in both], [backward for _, backward in both]
+
+
 def evaluate_pair(item: Mapping[str, Any], method: FunctionalMethod, config: FunctionalConfig) -> PairResult:
     """Both directions of one benchmark item (see :mod:`funcorr.data.dataset` for the keys)."""
     view1, view2, iou = make_views(item, method, config)
@@ -471,22 +628,46 @@ def evaluate_pair(item: Mapping[str, Any], method: FunctionalMethod, config: Fun
     if corr.ndim != 3 or corr.shape[1:] != (2, 2):
         raise InputError(f"Pair {item.get('pair_id')}: correspondences must be (N, 2, 2), got {tuple(corr.shape)}.")
     common = {"pair_id": str(item.get("pair_id", "")), "function": str(item.get("function", "")), "across_category": bool(item.get("across_category", False))}
-    forward = evaluate_direction(view1, view2, corr[:, 0], corr[:, 1], method.matcher, config, direction="1->2", **common)
-    backward = evaluate_direction(view2, view1, corr[:, 1], corr[:, 0], method.matcher, config, direction="2->1", **common)
+    ranked = pair_rankings(view1, view2, method.matcher, config) if config.discovery and corr.shape[0] else (None, None)
+    forward = evaluate_direction(view1, view2, corr[:, 0], corr[:, 1], method.matcher, config, direction="1->2", ranked=ranked[0], **common)
+    backward = evaluate_direction(view2, view1, corr[:, 1], corr[:, 0], method.matcher, config, direction="2->1", ranked=ranked[1], **common)
     return PairResult((forward, backward), iou)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n), the i-th (from 0) of n shards; InputError otherwise."""
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard must look like i/n (e.g. 0/4), got {text!r}.") from None
+    if count < 1 or not 0 <= index < count:
+        raise InputError(f"Shard {text} does not exist: use i/n with 0 <= i < n.")
+    return index, count
+
+
+def shard_range(total: int, shard: tuple[int, int] | None) -> range:
+    """Indices of shard ``(i, n)`` of ``total`` pairs: the i-th of n contiguous, near-equal
+    slices (contiguous, so pairs that share images, stored together, share a shard)."""
+    if shard is None:
+        return range(total)
+    index, count = shard
+    if not 0 <= index < count:
+        raise InputError(f"Shard {index}/{count} does not exist: use i/n with 0 <= i < n.")
+    return range(index * total // count, (index + 1) * total // count)
+
+
 def evaluate_functional(pairs: Iterable[Mapping[str, Any]], method: FunctionalMethod, config: FunctionalConfig = FunctionalConfig(), progress: bool = False) -> FunctionalResults:
-    """Run the benchmark over any iterable of pair dicts (an ``EvalPairs`` dataset or a list)."""
+    """Run the benchmark over any iterable of pair dicts (an ``EvalPairs`` dataset or a list):
+    the first ``config.max_pairs`` pairs, or shard ``config.shard`` of them."""
     from tqdm import tqdm
 
-    results = []
-    for index, item in enumerate(tqdm(pairs, desc=f"functional {method.name}", unit="pair", disable=not progress)):
-        if config.max_pairs is not None and index >= config.max_pairs:
-            break
-        results.append(evaluate_pair(item, method, config))
+    if not (hasattr(pairs, "__len__") and hasattr(pairs, "__getitem__")):
+        pairs = list(pairs)
+    total = len(pairs) if config.max_pairs is None else min(len(pairs), config.max_pairs)
+    chosen = shard_range(total, config.shard)
+    results = [evaluate_pair(pairs[i], method, config) for i in tqdm(chosen, desc=f"functional {method.name}", unit="pair", disable=not progress)]
     if not results:
-        raise InputError("The benchmark has no pairs to evaluate.")
+        raise InputError("The benchmark has no pairs to evaluate." if total == 0 else f"Shard {config.shard[0]}/{config.shard[1]} of {total} pairs is empty.")
     return FunctionalResults(method.name, results, config)
 
 

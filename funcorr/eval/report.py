@@ -281,10 +281,51 @@ def load_documents(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return documents
 
 
+def _run_key(document: dict[str, Any]) -> str:
+    """What identifies a run across its shards: method and configuration, shard and output
+    names aside."""
+    config = {k: v for k, v in document.get("config", {}).items() if k not in ("shard", "out", "name", "_path")}
+    if isinstance(config.get("protocol"), dict):
+        config["protocol"] = {k: v for k, v in config["protocol"].items() if k != "shard"}
+    return json.dumps([document["results"]["method"], config], sort_keys=True, default=str)
+
+
+def merge_shards(documents: Sequence[dict[str, Any]], out_dir: Path) -> list[dict[str, Any]]:
+    """Replace the shards of each functional run (``eval functional --shard i/n``) by one merged
+    document, written to ``out_dir`` as ``functional_<method>_merged.json``, at the place of
+    its first shard. A merged file found again beside its shards is dropped."""
+    from funcorr.eval.functional import merge_records
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for doc in documents:
+        if doc["kind"] == "functional" and doc["results"].get("shard"):
+            groups.setdefault(_run_key(doc), []).append(doc)
+    merged_at: dict[int, dict[str, Any]] = {}
+    sources: set[str] = set()
+    for shards in groups.values():
+        record = merge_records([d["results"] for d in shards])
+        config = {k: v for k, v in shards[0]["config"].items() if k != "shard"}
+        config["merged_from"] = [d["_path"] for d in sorted(shards, key=lambda d: d["results"]["shard"])]
+        merged = {"kind": "functional", "config": config, "environment": shards[0].get("environment", {}), "results": record}
+        stem = "".join(c if c.isalnum() or c in "_.+-" else "-" for c in record["method"])
+        merged["_path"] = str(write_json(out_dir / f"functional_{stem}_merged.json", merged))
+        merged_at[id(shards[0])] = merged
+        sources.update(config["merged_from"])
+    out = []
+    for doc in documents:
+        if id(doc) in merged_at:
+            out.append(merged_at[id(doc)])
+        elif not (doc["kind"] == "functional" and doc["results"].get("shard")) and not set(doc.get("config", {}).get("merged_from") or ()) & sources:
+            out.append(doc)
+    return out
+
+
 def render_report(paths: Sequence[Path], out_dir: Path, title: str = "funcorr evaluation report") -> Path:
-    """One Markdown page (``report.md``) with every table and the PR curves as PNG."""
+    """One Markdown page (``report.md``) with every table and the PR curves as PNG; shards of a
+    functional run are merged first (:func:`merge_shards`)."""
     documents = load_documents(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
+    documents = merge_shards(documents, out_dir)
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for doc in documents:
         by_kind.setdefault(doc["kind"], []).append(doc)

@@ -132,15 +132,18 @@ def head_image_features(
     size: tuple[int, int],
     mask: torch.Tensor,
     chunk: int = 8192,
+    cache: bool = True,
 ) -> ImageFeatures:
     """ImageFeatures of a trained head: the features of every object pixel are computed once,
     on first use, and kept; any other point is computed when asked for. blocks (L, C, h, w);
-    text (D,); mask (H, W) bool object mask."""
+    text (D,); mask (H, W) bool object mask. ``cache=False`` computes every point on every
+    call instead (less memory, the head runs again for each search)."""
     projected = head.project_blocks(blocks[None]).detach()
     mask = mask.to(projected.device)
-
+    # Table row of each held pixel; with cache=False no pixel is held.
     index = torch.full(mask.shape, -1, dtype=torch.long, device=projected.device)
-    index[mask] = torch.arange(int(mask.sum()), device=projected.device)
+    if cache:
+        index[mask] = torch.arange(int(mask.sum()), device=projected.device)
 
     def build() -> PixelTable:
         features, logits = dense_head_outputs(

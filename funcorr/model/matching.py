@@ -46,16 +46,17 @@ class CellMap:
             dim=-1,
         )
 
-    def index(self, candidates: torch.Tensor, xy: torch.Tensor, keys: torch.Tensor) -> CellIndex:
-        """The :class:`CellIndex` of the candidate mask (H, W) bool, whose pixels are xy and
-        features keys; built once per mask content."""
+    def index(self, candidates: torch.Tensor) -> CellIndex:
+        """The :class:`CellIndex` of the candidate pixels (H, W) bool; built once per mask
+        content (the last few are kept)."""
         key = (
             tuple(candidates.shape),
             hashlib.blake2b(candidates.cpu().numpy().tobytes(), digest_size=16).hexdigest(),
         )
         found = self._indexes.pop(key, None)
         if found is None:
-            found = CellIndex.build(self.fmap, self.grid, xy, keys)
+            xy = mask_pixels(candidates).to(self.fmap.device)
+            found = CellIndex.build(self.fmap, self.grid, xy, self.sample(xy))
         self._indexes[key] = found  # most recent last
         while len(self._indexes) > CELL_INDEXES_KEPT:
             self._indexes.pop(next(iter(self._indexes)))
@@ -142,8 +143,6 @@ def nearest_pixels(
     xy = mask_pixels(candidates)
     if xy.shape[0] == 0:
         raise ValueError("No candidate pixels to match against (empty target mask).")
-    keys = tgt.sample(xy)
-    xy = xy.to(keys.device)
     cells = tgt.cell_map
     large = (
         query.shape[0] >= CELL_SEARCH_MIN_QUERIES
@@ -155,12 +154,13 @@ def nearest_pixels(
         and query.device.type == "cpu"
         and min(cells.fmap.shape[1:]) >= 2
     ):
-        idx, sim = cells.index(candidates, xy, keys).nearest(
-            query, block_rows=max(block_rows, 8192)
-        )
+        index = cells.index(candidates)
+        idx, sim = index.nearest(query, block_rows=max(block_rows, 8192))
+        keys = index.keys
     else:
+        keys = tgt.sample(xy)
         idx, sim = brute_force_nearest(query, keys, block_rows)
-    return idx, sim, xy, keys
+    return idx, sim, xy.to(keys.device), keys
 
 
 def soft_argmax(

@@ -145,19 +145,20 @@ class CellIndex:
         bases = torch.linalg.qr(spans).Q.to(keys.dtype)  # (Q, C, r)
         members = list(torch.split(order, counts.tolist()))
         coords, reach, residual = [], [], 0.0
-        for basis, pixels in zip(bases, members, strict=True):
-            k = keys[pixels]
+        for basis, pixels in zip(bases.double(), members, strict=True):
+            # In float64 against the float32 basis, so only z = U^T q carries float32 error.
+            k = keys[pixels].double()
             c = k @ basis  # (M_q, r)
-            coords.append(c)
+            coords.append(c.to(keys.dtype))
             reach.append(c.norm(dim=1).max())
             residual = max(residual, float((k - c @ basis.T).norm(dim=1).max()))
-        # |z.c - q.k| for z = U^T q and c = U^T k as computed: each has 4 entries off by at
-        # most gamma_C, so |z - z*|, |c - c*| <= 2 gamma_C and the product is off by 4 gamma_C;
-        # plus the part of the float32 key outside the span, and 1e-6 for the 4-term product
-        # and the float32 norms above.
-        error = 4 * dot_error_bound(channels) + residual + 1e-6
+        # |z.c - q.k| for z = U^T q and c = U^T k as computed: z has r <= 4 entries off by at
+        # most gamma_C each (|z - z*| <= 2 gamma_C), c only by float32 rounding; the float32
+        # key may stick out of the span by ``residual``; 2e-6 covers c's rounding, the
+        # r-term product and the float32 norms.
+        error = 2 * dot_error_bound(channels) + residual + 2e-6
         flat = bases.permute(1, 0, 2).reshape(channels, -1).contiguous()  # (C, r Q)
-        return cls(keys, flat, coords, members, torch.stack(reach), error)
+        return cls(keys, flat, coords, members, torch.stack(reach).to(keys.dtype), error)
 
     def nearest(
         self, query: torch.Tensor, block_rows: int = 8192
@@ -177,10 +178,9 @@ class CellIndex:
         """(query row, key index) pairs that may be the nearest neighbour: every key whose
         computed cosine is within 2 * error + tie tolerance of the best computed one."""
         n, n_quads = query.shape[0], len(self.members)
-        summary = (
-            (query @ self.bases).reshape(n, n_quads, -1).transpose(0, 1).contiguous()
-        )  # (Q, N, r)
-        bound = summary.norm(dim=2) * self.reach[:, None] * (1 + 1e-6) + 1e-6  # (Q, N)
+        summary = (query @ self.bases).view(n, n_quads, -1)  # (N, Q, r)
+        # (Q, N): per quad, the queries are contiguous for the scans below.
+        bound = (summary.norm(dim=2) * self.reach * (1 + 1e-6) + 1e-6).T.contiguous()
         margin = 2 * self.error + TIE_TOLERANCE
         best = torch.full((n,), -math.inf, dtype=query.dtype, device=query.device)
         found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -209,7 +209,7 @@ class CellIndex:
         for quad in torch.nonzero(chosen.any(dim=1)).flatten().tolist():
             rows = torch.nonzero(chosen[quad]).flatten()
             values = (
-                self.coords[quad] @ summary[quad, rows].T
+                self.coords[quad] @ summary[rows, quad].T
             )  # (M_q, n): tall-skinny is the fast layout
             top = torch.maximum(best[rows], values.amax(dim=0))
             best[rows] = top
