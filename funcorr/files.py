@@ -106,7 +106,11 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
+        if (
+            entry.name.startswith(".")
+            and entry.name.endswith(".tmp")
+            and entry.is_file(follow_symlinks=False)
+        ):
             path = Path(entry.path)
             if is_stale_temp(path):
                 path.unlink(missing_ok=True)
@@ -171,7 +175,9 @@ class atomic_path:
         return bool(self._context.__exit__(exc_type, exc, tb))
 
 
-def check_output_folder(path: str | os.PathLike, option: str = "--out", label: str | None = None) -> Path:
+def check_output_folder(
+    path: str | os.PathLike, option: str = "--out", label: str | None = None
+) -> Path:
     """Refuse now, before any work, an output folder that could not be created or written: an
     existing file in the way, a read-only file system, no permission. Creates nothing.
     ``label`` names the output in messages (default: ``option`` and ``path``)."""
@@ -181,11 +187,17 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out", label: s
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
-        where = "is a file, not a folder" if existing == path else f"cannot be created: {existing} is a file"
+        where = (
+            "is a file, not a folder"
+            if existing == path
+            else f"cannot be created: {existing} is a file"
+        )
         raise InputError(f"{label} {where}.")
     if not os.access(existing, os.W_OK | os.X_OK):
         if os.statvfs(existing).f_flag & os.ST_RDONLY:
-            raise InputError(f"{label} cannot be written: {existing} is on a read-only file system.")
+            raise InputError(
+                f"{label} cannot be written: {existing} is on a read-only file system."
+            )
         raise InputError(f"{label} cannot be written: no permission to write in {existing}.")
     return path
 
@@ -205,7 +217,11 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     return path
 
 
-def write_all(folder: str | os.PathLike, writers: Mapping[str, Callable[[Path], object]], option: str = "--out") -> list[Path]:
+def write_all(
+    folder: str | os.PathLike,
+    writers: Mapping[str, Callable[[Path], object]],
+    option: str = "--out",
+) -> list[Path]:
     """Write a command's outputs into ``folder``: ``writers`` maps each file name to a function
     writing that file at the path it is given. Every file is written before any is renamed
     into place, so a failure (disk full) never leaves some outputs without the others."""
@@ -240,12 +256,16 @@ def parse_json(text: str, label: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise InputError(f"{label} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}).") from None
+        raise InputError(
+            f"{label} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})."
+        ) from None
     except RecursionError:
         raise InputError(f"{label} is nested too deeply to be a funcorr JSON file.") from None
 
 
-def confined(root: Path, relative: str | os.PathLike, what: str = "path", follow_links: bool = True) -> Path:
+def confined(
+    root: Path, relative: str | os.PathLike, what: str = "path", follow_links: bool = True
+) -> Path:
     """``root / relative``, refused unless it stays inside ``root``: no absolute path, no
     ``..``, and (``follow_links``) no symbolic link inside ``root`` leading out of it. Dataset
     records may only name files of their dataset, whatever a hand-edited record says.

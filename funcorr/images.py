@@ -17,7 +17,10 @@ from PIL import Image, UnidentifiedImageError
 
 from funcorr.files import InputError, atomic_path
 
-__all__ = ["InputError", "LoadedImage", "Resize", "atomic_path", "from_pil", "load_image", "load_mask", "save_png", "save_png_atomic"]
+__all__ = [
+    "InputError", "LoadedImage", "Resize", "atomic_path", "check_image_size", "from_pil",
+    "load_image", "load_mask", "save_png", "save_png_atomic",
+]
 
 ResizePolicy = Literal["resize", "pad"]
 # Below this on a side an image holds less detail than one ViT patch (14 or 16 px) and no
@@ -29,7 +32,9 @@ MAX_PIXELS = 64_000_000
 
 
 def _too_many_pixels(name: object) -> InputError:
-    return InputError(f"{name} claims over {MAX_PIXELS / 1e6:.0f} megapixels (a decompression bomb?); downscale it first.")
+    return InputError(
+        f"{name} claims over {MAX_PIXELS / 1e6:.0f} megapixels (a decompression bomb?); downscale it first."
+    )
 
 
 def check_image_size(size: tuple[int, int], name: object = "image") -> None:
@@ -38,11 +43,14 @@ def check_image_size(size: tuple[int, int], name: object = "image") -> None:
     width, height = size
     if width * height > MAX_PIXELS:
         raise InputError(
-            f"{name} is {width}x{height} = {width * height / 1e6:.0f} megapixels; funcorr reads at most "
+            f"{name} is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
+            "funcorr reads at most "
             f"{MAX_PIXELS / 1e6:.0f} (downscale it first)."
         )
     if min(width, height) < MIN_SIDE:
-        raise InputError(f"{name} is only {width}x{height} pixels; images need at least {MIN_SIDE} px on each side.")
+        raise InputError(
+            f"{name} is only {width}x{height} pixels; images need at least {MIN_SIDE} px on each side."
+        )
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,19 @@ from funcorr.backbones.registry import BACKBONES
 from funcorr.cli import main
 
 WIDTH, DEPTH, SIZE = 32, 4, 112
-SMALL = {"hidden_size": WIDTH, "num_hidden_layers": DEPTH, "num_attention_heads": 2, "intermediate_size": 64}
+SMALL = {
+    "hidden_size": WIDTH,
+    "num_hidden_layers": DEPTH,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 # One registered name per family (and CLIP at both patch sizes): config class, its options.
 FAMILIES = {
     "dinov2-base": ("Dinov2Config", {"patch_size": 14, "image_size": SIZE}),
-    "dinov2-base-reg": ("Dinov2WithRegistersConfig", {"patch_size": 14, "image_size": SIZE, "num_register_tokens": 4}),
+    "dinov2-base-reg": (
+        "Dinov2WithRegistersConfig",
+        {"patch_size": 14, "image_size": SIZE, "num_register_tokens": 4},
+    ),
     "dinov3-small": ("DINOv3ViTConfig", {"patch_size": 16, "num_register_tokens": 4}),
     "clip-b16": ("CLIPVisionConfig", {"patch_size": 16, "image_size": 224}),
     "clip-l14": ("CLIPVisionConfig", {"patch_size": 14, "image_size": 224}),
@@ -46,12 +54,15 @@ def tiny_model(name: str):
     loader = BACKBONES[name].loader
     torch.manual_seed(0)
     model_class = transformers.AutoModel if loader == "AutoModel" else getattr(transformers, loader)
-    return (model_class.from_config(config) if loader == "AutoModel" else model_class(config)).eval()
+    return (
+        model_class.from_config(config) if loader == "AutoModel" else model_class(config)
+    ).eval()
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict[str, Path]:
-    """name -> folder written by ``save_pretrained`` (what ``huggingface-cli download --local-dir`` gives)."""
+    """name -> folder written by ``save_pretrained`` (as ``huggingface-cli download
+    --local-dir`` leaves one)."""
     root = tmp_path_factory.mktemp("byo")
     folders = {}
     for name in FAMILIES:
@@ -63,7 +74,7 @@ def saved(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def views(micro_data, tmp_path_factory) -> tuple[str, str]:
     """Two rendered views as RGBA (alpha = object mask), so matching stays on the object."""
-    folder = sorted((micro_data / "assets").iterdir())[0] / "views"
+    folder = min((micro_data / "assets").iterdir()) / "views"
     out = tmp_path_factory.mktemp("views")
     paths = []
     for view in ("0000", "0001"):
@@ -75,11 +86,18 @@ def views(micro_data, tmp_path_factory) -> tuple[str, str]:
 
 
 def hidden_blocks(model, backbone, images: torch.Tensor, blocks: tuple[int, ...]) -> torch.Tensor:
-    """The Hugging Face model's own hidden states of ``blocks``, patch tokens only, as (B, L, C, h, w)."""
+    """The Hugging Face model's own hidden states of ``blocks``, patch tokens only.
+    Returns (B, L, C, h, w)."""
     h, w = backbone.grid.grid_size(*images.shape[-2:])
-    kwargs = {"interpolate_pos_encoding": True} if isinstance(model, (transformers.CLIPVisionModel, transformers.SiglipVisionModel)) else {}
+    kwargs = (
+        {"interpolate_pos_encoding": True}
+        if isinstance(model, (transformers.CLIPVisionModel, transformers.SiglipVisionModel))
+        else {}
+    )
     with torch.no_grad():
-        hidden = model(pixel_values=backbone.normalise(images), output_hidden_states=True, **kwargs).hidden_states
+        hidden = model(
+            pixel_values=backbone.normalise(images), output_hidden_states=True, **kwargs
+        ).hidden_states
     tokens = torch.stack([hidden[i + 1][:, -h * w :] for i in blocks], dim=1)
     return tokens.transpose(2, 3).reshape(images.shape[0], len(blocks), WIDTH, h, w)
 
@@ -100,7 +118,9 @@ def test_weights_folder_gives_the_models_own_blocks_on_the_patch_grid(name, save
     assert chosen.layers == (0, DEPTH - 1)
     with torch.no_grad():
         got = chosen(images)
-    expected = hidden_blocks(type(tiny_model(name)).from_pretrained(saved[name]).eval(), chosen, images, (0, DEPTH - 1))
+    expected = hidden_blocks(
+        type(tiny_model(name)).from_pretrained(saved[name]).eval(), chosen, images, (0, DEPTH - 1)
+    )
     assert torch.allclose(got, expected, atol=1e-4)
 
 
@@ -120,7 +140,20 @@ def test_half_stride_where_the_family_supports_it(name, saved):
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_match_runs_end_to_end_with_weights_folder(name, saved, views, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["match", *views, "--backbone", name, "--weights", str(saved[name]), "--size", str(SIZE), "--top", "3", "--out", str(out)]
+    argv = [
+        "match",
+        *views,
+        "--backbone",
+        name,
+        "--weights",
+        str(saved[name]),
+        "--size",
+        str(SIZE),
+        "--top",
+        "3",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     record = json.loads((out / "matches.json").read_text())
     assert record["backbone"] == name and len(record["top_matches"]) == 3
@@ -140,7 +173,8 @@ names, source, target, out = json.loads(sys.argv[1])
 for name in names:
     assert weights_available(name), name
     assert load_backbone(name).dim == 32, name
-    assert main(["match", source, target, "--backbone", name, "--size", "112", "--top", "2", "--out", f"{out}/{name}"]) == 0, name
+    argv = ["match", source, target, "--backbone", name, "--size", "112", "--top", "2"]
+    assert main([*argv, "--out", f"{out}/{name}"]) == 0, name
 """
 
 
@@ -157,10 +191,22 @@ def test_hugging_face_cache_layout(saved, views, tmp_path):
         (repo / "snapshots" / revision).mkdir(parents=True)
         for file in folder.iterdir():
             (repo / "snapshots" / revision / file.name).symlink_to(file)
-    env = {**os.environ, "HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(hub),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     env.pop("HF_HOME", None)
     arguments = json.dumps([list(FAMILIES), *views, str(tmp_path / "out")])
-    done = subprocess.run([sys.executable, "-c", HF_CACHE_RUN, arguments], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", HF_CACHE_RUN, arguments],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert all((tmp_path / "out" / name / "matches.json").is_file() for name in FAMILIES)
 
@@ -173,9 +219,19 @@ def test_head_trained_on_a_brought_backbone_matches_end_to_end(saved, views, mic
     data = tmp_path / "data"  # training writes its feature cache into the dataset folder
     shutil.copytree(micro_data, data)
     config = TrainConfig(
-        data=str(data), out=str(tmp_path / "run"), backbone="dinov2-base-reg", weights=str(saved["dinov2-base-reg"]),
-        steps=2, batch_pairs=1, points_per_image=8, background_variants=1, labels="true",
-        val_every=2, val_pairs=1, checkpoint_every=2, device="cpu",
+        data=str(data),
+        out=str(tmp_path / "run"),
+        backbone="dinov2-base-reg",
+        weights=str(saved["dinov2-base-reg"]),
+        steps=2,
+        batch_pairs=1,
+        points_per_image=8,
+        background_variants=1,
+        labels="true",
+        val_every=2,
+        val_pairs=1,
+        checkpoint_every=2,
+        device="cpu",
     )
     last = train(config)
     record = read_checkpoint(last).record
@@ -183,7 +239,22 @@ def test_head_trained_on_a_brought_backbone_matches_end_to_end(saved, views, mic
     assert record["head_config"]["in_dim"] == WIDTH
     assert find_checkpoints(tmp_path / "run") == (last,)
     out = tmp_path / "out"
-    argv = ["match", *views, "--checkpoint", str(last), "--weights", str(saved["dinov2-base-reg"]), "--function", "cut-with", "--size", str(SIZE), "--points", "30,30", "--out", str(out)]
+    argv = [
+        "match",
+        *views,
+        "--checkpoint",
+        str(last),
+        "--weights",
+        str(saved["dinov2-base-reg"]),
+        "--function",
+        "cut-with",
+        "--size",
+        str(SIZE),
+        "--points",
+        "30,30",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     record = json.loads((out / "matches.json").read_text())
     assert record["checkpoint"] == str(last) and len(record["points"]) == 1

@@ -47,10 +47,16 @@ def umask():
 # --------------------------------------------------------------------------- permissions
 
 
-@pytest.mark.parametrize(("mask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)])
+@pytest.mark.parametrize(
+    ("mask", "file_mode", "dir_mode"),
+    [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)],
+)
 def test_outputs_follow_the_umask(tmp_path, umask, mask, file_mode, dir_mode):
     umask(mask)
-    written = write_all(tmp_path / "out", {"a.json": lambda p: p.write_text("{}"), "b.txt": lambda p: p.write_text("b")})
+    written = write_all(
+        tmp_path / "out",
+        {"a.json": lambda p: p.write_text("{}"), "b.txt": lambda p: p.write_text("b")},
+    )
     save_png_atomic(np.zeros((8, 8, 3), np.uint8), tmp_path / "out" / "c.png")
     with atomic_path(tmp_path / "d.bin") as tmp:
         tmp.write_bytes(b"d")
@@ -67,8 +73,26 @@ def test_make_data_and_match_outputs_are_0644_and_0755_under_umask_022(micro_dat
     assert mode(asset / "asset.json") == 0o644 and mode(asset / "views" / "0000.png") == 0o644
     assert mode(micro_data / "index.json") == 0o644
     image = next((asset / "views").glob("0000.png"))
-    assert main(["match", str(image), str(image), "--size", "56", "--top", "3", "--out", str(tmp_path / "m")]) == 0
-    assert {p.name: mode(p) for p in (tmp_path / "m").iterdir()} == {"matches.png": 0o644, "matches.json": 0o644}
+    assert (
+        main(
+            [
+                "match",
+                str(image),
+                str(image),
+                "--size",
+                "56",
+                "--top",
+                "3",
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
+    assert {p.name: mode(p) for p in (tmp_path / "m").iterdir()} == {
+        "matches.png": 0o644,
+        "matches.json": 0o644,
+    }
 
 
 # --------------------------------------------------------------------------- all or nothing
@@ -90,7 +114,10 @@ def test_match_outputs_are_published_together_or_not_at_all(tmp_path, monkeypatc
         write_outputs(dict(record), picture, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == [], "nothing published, no temp file left"
     monkeypatch.undo()
-    assert sorted(p.name for p in write_outputs(dict(record), picture, tmp_path / "out")) == ["matches.json", "matches.png"]
+    assert sorted(p.name for p in write_outputs(dict(record), picture, tmp_path / "out")) == [
+        "matches.json",
+        "matches.png",
+    ]
 
 
 # --------------------------------------------------------------------------- temp files
@@ -108,16 +135,21 @@ os.kill(os.getpid(), signal.SIGKILL)
 def test_temp_files_of_killed_runs_are_removed_by_the_next_run(tmp_path):
     target = tmp_path / "out" / "matches.json"
     target.parent.mkdir()
-    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)])
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(target)], check=False)
     assert killed.returncode == -9
     (left,) = target.parent.iterdir()
     assert left.name.startswith(".matches.json.") and left.suffix == ".tmp"
     # Other files stay: a temp file of a live process (this one), one of funcorr 0.1 that is
     # recent, and files that are not funcorr's.
-    host, pid = re.fullmatch(r"\.matches\.json\.([0-9a-f]{6})\.(\d+)-[0-9a-f]{8}\.tmp", left.name).groups()
+    host, _pid = re.fullmatch(
+        r"\.matches\.json\.([0-9a-f]{6})\.(\d+)-[0-9a-f]{8}\.tmp", left.name
+    ).groups()
     alive = target.parent / f".other.json.{host}.{os.getpid()}-0123abcd.tmp"
     alive.write_text("being written")
-    old_legacy, new_legacy = target.parent / ".x.png.abcd1234.tmp", target.parent / ".y.png.efgh5678.tmp"
+    old_legacy, new_legacy = (
+        target.parent / ".x.png.abcd1234.tmp",
+        target.parent / ".y.png.efgh5678.tmp",
+    )
     old_legacy.write_text("0.1")
     new_legacy.write_text("0.1")
     two_hours_ago = time.time() - 7200
@@ -125,7 +157,9 @@ def test_temp_files_of_killed_runs_are_removed_by_the_next_run(tmp_path):
     (target.parent / ".notes.tmp").write_text("not funcorr's")
 
     write_all(target.parent, {"matches.json": lambda p: p.write_text("{}")})
-    assert sorted(p.name for p in target.parent.iterdir()) == sorted([alive.name, new_legacy.name, ".notes.tmp", "matches.json"])
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted(
+        [alive.name, new_legacy.name, ".notes.tmp", "matches.json"]
+    )
     assert remove_stale_temps(target.parent) == []
 
 
@@ -135,7 +169,9 @@ def test_show_pair_writes_only_its_picture(micro_data, tmp_path, monkeypatch, ca
     assert [p.name for p in tmp_path.iterdir()] == ["pair.png"]
     assert main(["show-pair", str(micro_data), "--out", "."]) == 2
     assert "is a folder" in capsys.readouterr().err
-    assert [p.name for p in tmp_path.iterdir()] == ["pair.png"], "no stray temp file in the working directory"
+    assert [p.name for p in tmp_path.iterdir()] == ["pair.png"], (
+        "no stray temp file in the working directory"
+    )
 
 
 # --------------------------------------------------------------------------- dataset paths
@@ -190,7 +226,13 @@ def test_keypoint_pairs_name_absolute_paths_only_with_allow_abs(tmp_path, capsys
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(inside)
 
     def pairs_file(source: str, target: str) -> Path:
-        entry = {"source_path": source, "target_path": target, "category": "cat", "source_points": [[1, 1]], "target_points": [[2, 2]]}
+        entry = {
+            "source_path": source,
+            "target_path": target,
+            "category": "cat",
+            "source_points": [[1, 1]],
+            "target_points": [[2, 2]],
+        }
         (root / "pairs.json").write_text(json.dumps([entry]))
         return root
 
@@ -206,6 +248,37 @@ def test_keypoint_pairs_name_absolute_paths_only_with_allow_abs(tmp_path, capsys
         with pytest.raises(InputError, match="leaves the dataset folder"):
             SPairPairs(root, allow_abs=allow_abs)
     pairs_file(str(outside), "cat.png")
-    assert main(["eval", "keypoints", "--data", str(root), "--method", "chance", "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "keypoints",
+                "--data",
+                str(root),
+                "--method",
+                "chance",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "--allow-abs" in capsys.readouterr().err
-    assert main(["eval", "keypoints", "--data", str(root), "--method", "chance", "--allow-abs", "--tasks", "soc", "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "keypoints",
+                "--data",
+                str(root),
+                "--method",
+                "chance",
+                "--allow-abs",
+                "--tasks",
+                "soc",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )

@@ -25,19 +25,51 @@ from funcorr.serve.viewer import Viewer, ViewerConfig, find_checkpoints
 LOCAL = "http://127.0.0.1:8765"
 
 
-def png_bytes_of(width: int, height: int, colour: tuple[int, int, int], level: int = 1) -> bytes:
-    """An RGB PNG of one colour, written row by row (never holding W x H pixels in memory).
-    8000 x 6000 at zlib level 1 is about 640 KB: the size of the uploads that once grew the
-    server by gigabytes."""
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    row = b"\x00" + bytes(colour) * width
-    packer = zlib.compressobj(level)
-    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+def png_file(width: int, height: int, idat: bytes) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` but holds one row: enough for what is
+    refused from the header, before any pixel is decoded."""
+    return png_file(width, height, zlib.compress(b"\x00" * (1 + 3 * width), 1))
+
+
+class OneColourPNGs:
+    """Valid ``width`` x ``height`` RGB PNGs of one colour each, about 0.1 s apiece at
+    8000 x 6000 (640 KB): the first row holds the colour, every other row is PNG's "Up" filter
+    with zero differences, so those rows are compressed once, as a raw deflate stream shared by
+    every colour, behind the first row's fully flushed block."""
+
+    def __init__(self, width: int, height: int):
+        self.size = (width, height)
+        self.up_row = b"\x02" + b"\x00" * (3 * width)
+        packer = zlib.compressobj(1, zlib.DEFLATED, -15)
+        self.rest = (
+            b"".join(packer.compress(self.up_row) for _ in range(height - 1)) + packer.flush()
+        )
+
+    def __call__(self, colour: tuple[int, int, int]) -> bytes:
+        width, height = self.size
+        first = b"\x00" + bytes(colour) * width
+        packer = zlib.compressobj(1, zlib.DEFLATED, -15)
+        start = packer.compress(first) + packer.flush(zlib.Z_FULL_FLUSH)
+        checksum = zlib.adler32(first)
+        for _ in range(height - 1):
+            checksum = zlib.adler32(self.up_row, checksum)
+        return png_file(
+            width, height, b"\x78\x01" + start + self.rest + struct.pack(">I", checksum)
+        )
 
 
 def no_matcher(config):
@@ -73,7 +105,12 @@ def test_cross_origin_posts_are_refused():
     viewer = Viewer(ViewerConfig(), matcher_factory=no_matcher)
     client = client_for(viewer)
     data = small_png()
-    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Referer": "http://evil.example/page.html"}, {"Origin": "http://127.0.0.1:9999"}):
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Referer": "http://evil.example/page.html"},
+        {"Origin": "http://127.0.0.1:9999"},
+    ):
         response = upload(client, data, **headers)
         assert response.status_code == 403, headers
         assert "Cross-origin" in response.json()["detail"]
@@ -93,7 +130,7 @@ def test_cross_origin_posts_are_refused():
 def test_large_uploads_are_shrunk_on_arrival():
     viewer = Viewer(ViewerConfig(), matcher_factory=no_matcher)
     client = client_for(viewer)
-    info = upload(client, png_bytes_of(8000, 6000, (200, 30, 90))).json()
+    info = upload(client, OneColourPNGs(8000, 6000)((200, 30, 90))).json()
     # 4 x the 224 px network size; the aspect ratio is kept.
     assert (info["width"], info["height"]) == (896, 672)
     assert info["uploaded_size"] == [8000, 6000]
@@ -114,10 +151,11 @@ def test_twenty_large_uploads_stay_within_a_memory_bound():
     budget = 64 * 2**20
     viewer = Viewer(ViewerConfig(image_cache_bytes=budget), matcher_factory=no_matcher)
     client = client_for(viewer)
-    assert upload(client, png_bytes_of(8000, 6000, (1, 2, 3))).status_code == 200  # warm-up
+    pngs = OneColourPNGs(8000, 6000)
+    assert upload(client, pngs((1, 2, 3))).status_code == 200  # warm-up
     before = rss_bytes()
     for i in range(20):
-        response = upload(client, png_bytes_of(8000, 6000, (i * 12, 255 - i * 12, 128)))
+        response = upload(client, pngs((i * 12, 255 - i * 12, 128)))
         assert response.status_code == 200, response.text
     growth = rss_bytes() - before
     assert viewer.images.bytes <= budget and len(viewer.images) < 20
@@ -132,7 +170,7 @@ def test_twenty_large_uploads_stay_within_a_memory_bound():
 def test_bombs_and_degenerate_images_are_refused(size, status):
     viewer = Viewer(ViewerConfig(), matcher_factory=no_matcher)
     client = client_for(viewer)
-    response = upload(client, png_bytes_of(*size, (0, 0, 0), level=9))
+    response = upload(client, png_claiming(*size))
     assert response.status_code == status, response.text
     assert ("megapixels" if status == 413 else "at least") in response.json()["detail"]
     assert len(viewer.images) == 0
@@ -181,16 +219,27 @@ class _Touch:
 
 def tiny_head() -> FunctionHead:
     torch.manual_seed(0)
-    return FunctionHead(HeadConfig(in_dim=8, n_blocks=2, proj_dim=8, text_dim=4, hidden=16, out_dim=8))
+    return FunctionHead(
+        HeadConfig(in_dim=8, n_blocks=2, proj_dim=8, text_dim=4, hidden=16, out_dim=8)
+    )
 
 
 def test_viewer_offers_safetensors_checkpoints_and_reads_pickles_as_data_only(tmp_path):
     runs = tmp_path / "runs"
     (runs / "a").mkdir(parents=True)
     head = tiny_head()
-    record = checkpoint_record(head, {"name": "dinov2-s14", "layers": [10, 11], "stride": 14}, "minilm")
+    record = checkpoint_record(
+        head, {"name": "dinov2-s14", "layers": [10, 11], "stride": 14}, "minilm"
+    )
     save_checkpoint(runs / "a" / "last.safetensors", head, record)
-    save_training_state(runs / "a" / "last.safetensors", head, torch.optim.Adam(head.parameters()), record, torch.Generator(), (3, tuple(range(625)), None))
+    save_training_state(
+        runs / "a" / "last.safetensors",
+        head,
+        torch.optim.Adam(head.parameters()),
+        record,
+        torch.Generator(),
+        (3, tuple(range(625)), None),
+    )
     from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(2)}, str(runs / "a" / "not_a_head.safetensors"))
@@ -203,9 +252,20 @@ def test_viewer_offers_safetensors_checkpoints_and_reads_pickles_as_data_only(tm
 
     viewer = Viewer(ViewerConfig(checkpoints=offered))  # the real Matcher factory
     client = client_for(viewer)
-    assert [Path(p).name for p in client.get("/api/options").json()["checkpoints"]] == ["last.safetensors", "evil.pt"]
+    assert [Path(p).name for p in client.get("/api/options").json()["checkpoints"]] == [
+        "last.safetensors",
+        "evil.pt",
+    ]
     first, second = (upload(client, small_png(i)).json()["id"] for i in (0, 1))
-    body = {"source": first, "target": second, "matcher": {"backbone": "dinov2-s14", "checkpoint": str(runs / "evil.pt"), "function": "pour-with"}}
+    body = {
+        "source": first,
+        "target": second,
+        "matcher": {
+            "backbone": "dinov2-s14",
+            "checkpoint": str(runs / "evil.pt"),
+            "function": "pour-with",
+        },
+    }
     for endpoint in ("/api/prepare", "/api/click"):
         response = client.post(endpoint, json={**body, "x": 5, "y": 5}, headers={"Origin": LOCAL})
         assert response.status_code == 400, response.text

@@ -106,7 +106,9 @@ def same_origin(headers: Mapping[str, str]) -> bool:
     return True
 
 
-def decode_upload(data: bytes, name: str, max_side: int) -> tuple[LoadedImage, tuple[int, int] | None]:
+def decode_upload(
+    data: bytes, name: str, max_side: int
+) -> tuple[LoadedImage, tuple[int, int] | None]:
     """An uploaded file as an image whose longest side is at most ``max_side``, and the
     uploaded (W, H) when it had to shrink. The size is checked from the header before any
     pixel is decoded: HTTP 413 above :data:`MAX_PIXELS`, 400 for what is not an image."""
@@ -115,7 +117,9 @@ def decode_upload(data: bytes, name: str, max_side: int) -> tuple[LoadedImage, t
             width, height = im.size
             if width * height > MAX_PIXELS:
                 raise HTTPException(
-                    413, f"{name} is {width}x{height} = {width * height / 1e6:.0f} megapixels; the viewer accepts at most {MAX_PIXELS / 1e6:.0f}."
+                    413,
+                    f"{name} is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
+                    f"the viewer accepts at most {MAX_PIXELS / 1e6:.0f}.",
                 )
             check_image_size(im.size, name)
             if im.format == "JPEG":
@@ -124,8 +128,10 @@ def decode_upload(data: bytes, name: str, max_side: int) -> tuple[LoadedImage, t
                 im.thumbnail((max_side, max_side))
             im.load()
             image = from_pil(im)
-    except Image.DecompressionBombError as err:
-        raise HTTPException(413, f"{name} claims over {MAX_PIXELS / 1e6:.0f} megapixels (a decompression bomb?) and is refused.") from None
+    except Image.DecompressionBombError:
+        raise HTTPException(
+            413, f"{name} claims over {MAX_PIXELS / 1e6:.0f} megapixels (a decompression bomb?)."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         if isinstance(err, InputError):
             raise

@@ -64,7 +64,7 @@ def _count_once(counted: set[int], pointer: int, size: int) -> int:
 
 def _filled(cell) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents
     except ValueError:  # an empty cell (a variable assigned after the closure was made)
         return False
     return True
@@ -80,7 +80,9 @@ class LRUCache(Generic[K, V]):
     ``hits`` / ``misses`` count :meth:`get_or_create` outcomes (tests and the status line use them).
     """
 
-    def __init__(self, capacity: int, max_bytes: int | None = None, size_of: Callable[[V], int] = nbytes):
+    def __init__(
+        self, capacity: int, max_bytes: int | None = None, size_of: Callable[[V], int] = nbytes
+    ):
         if capacity < 1:
             raise ValueError(f"An LRU cache needs a capacity >= 1, got {capacity}.")
         if max_bytes is not None and max_bytes < 1:
@@ -116,7 +118,8 @@ class LRUCache(Generic[K, V]):
         self._sizes[key] = size
         self.bytes += size
         while len(self._entries) > 1 and (
-            len(self._entries) > self.capacity or (self.max_bytes is not None and self.bytes > self.max_bytes)
+            len(self._entries) > self.capacity
+            or (self.max_bytes is not None and self.bytes > self.max_bytes)
         ):
             old, _ = self._entries.popitem(last=False)
             self.bytes -= self._sizes.pop(old)
