@@ -23,7 +23,7 @@ import argparse
 import time
 
 import torch
-from scenes import CATEGORIES, machine_line, rendered_object
+from common import CATEGORIES, machine_line, rendered_object
 
 from funcorr.images import plan_resize
 from funcorr.model.matcher import Matcher, MatcherConfig, Prepared

@@ -82,11 +82,30 @@ def test_object_features_are_computed_once_for_many_transfers(monkeypatch):
     tgt = head_image_features(head, blocks.flip(-1), GRID, text, SIZE, mask)
     assert calls == []  # nothing is computed before it is needed
     points = mask_pixels(mask)[::9]
-    first = transfer_points(src, tgt, points)
+    first = transfer_points(src, tgt, points)  # 1/9 of the source's pixels, all of the target's
+    assert sum(calls) == points.shape[0] + int(mask.sum())
     second = transfer_points(src, tgt, points)
-    back = transfer_points(tgt, src, first.points)
-    assert calls == [int(mask.sum())] * 2  # one pass per image, whatever the number of transfers
+    back = transfer_points(tgt, src, first.points)  # now the rest of the source
+    assert sum(calls) == 2 * int(mask.sum())  # every object pixel of each image computed once
     assert torch.equal(first.points, second.points) and back.points.shape == points.shape
+
+
+def test_a_lattice_search_computes_only_the_lattice(monkeypatch):
+    head, blocks, text, mask = _head_and_inputs()
+    calls = []
+    original = head_features.dense_head_outputs
+
+    def counting(*args, **kwargs):
+        calls.append(args[4].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(head_features, "dense_head_outputs", counting)
+    src = head_image_features(head, blocks, GRID, text, SIZE, mask)
+    tgt = head_image_features(head, blocks.flip(-1), GRID, text, SIZE, mask)
+    lattice = torch.zeros_like(mask)
+    lattice[::3, ::3] = True
+    transfer_points(src, tgt, mask_pixels(mask)[:4], candidate_stride=3)
+    assert calls == [4, int((mask & lattice).sum())]
 
 
 def test_part_mask_is_the_mask_heads_sign_on_object_pixels():

@@ -160,3 +160,16 @@ def test_part_regions_and_regionwise_discovery():
     in_part = ranked.src_xy[:, 0] < 4
     assert in_part[:40].all() and not in_part[40:].any()  # part first, then the rest
     assert (ranked.tgt_xy[in_part][:, 0] < 4).all() and (ranked.tgt_xy[~in_part][:, 0] >= 4).all()
+
+
+def test_refined_lattice_search_recovers_full_resolution_matches():
+    src, tgt = coordinate_features((20, 20)), coordinate_features((20, 20))
+    points = torch.tensor([[5.0, 7.0], [13.0, 3.0], [19.0, 19.0]])
+    exact = transfer_points(src, tgt, points)
+    refined = transfer_points(src, tgt, points, candidate_stride=4, refine=True)
+    assert torch.equal(refined.points, exact.points) and torch.equal(refined.similarity, exact.similarity)
+    # Only candidates count: a mask without the true pixel leaves its nearest allowed neighbour.
+    mask = torch.ones(20, 20, dtype=torch.bool)
+    mask[7, 5] = False
+    moved = transfer_points(src, tgt, points[:1], tgt_mask=mask, candidate_stride=4, refine=True).points
+    assert moved.tolist() in ([[4.0, 7.0]], [[6.0, 7.0]], [[5.0, 6.0]], [[5.0, 8.0]])

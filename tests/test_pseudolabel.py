@@ -305,3 +305,34 @@ def test_vlm_reply_without_boxes_is_a_miss(fake_vlm):
     config = VLMConfig(base_url=f"http://127.0.0.1:{fake_vlm.server_port}/v1", model="m", coords="pixel")
     with VLMBoxProposer(config) as proposer:
         assert proposer.propose(ImageOnly(np.zeros((8, 8, 3), np.uint8)), "kettle", "spout") == []
+
+
+# --- shared geometry ---------------------------------------------------------------------------
+
+
+def test_parts_sharing_one_geometry_equal_parts_labelled_alone():
+    """A rendered mug (rim for pour-with and scoop-with, handle for hang-onto) pseudo-labelled
+    part by part from scratch and with one shared geometry: identical arrays throughout."""
+    from funcorr.data.assets import generate
+    from funcorr.data.pseudolabel import pseudo_label_parts
+    from funcorr.data.render import render_views
+
+    asset = generate("mug", 0)
+    views = render_views(asset, 5, (96, 96), seed=0)
+    rng = np.random.default_rng(0)
+    points = np.concatenate([v.xyz[v.mask] for v in views])
+    points = points[rng.choice(len(points), 6000, replace=False)]
+    parts = [fp.part for fp in asset.functions.values()]
+    assert parts == ["rim", "rim", "handle"]
+    noise = OracleNoise(jitter=0.1, miss_rate=0.2, false_box_rate=0.1)
+    config = PseudoLabelConfig(n_trials=3)
+    alone_proposer, shared_proposer = NoisyOracleProposer(noise, seed=5), NoisyOracleProposer(noise, seed=5)
+    alone = [pseudo_label_part(views, points, alone_proposer, "mug", part, config) for part in parts]
+    shared = pseudo_label_parts(views, points, shared_proposer, "mug", parts, config)
+    for a, b in zip(alone, shared, strict=True):
+        assert a.proposals == b.proposals and a.threshold == b.threshold
+        for name in ("scores", "seen", "voted", "labels"):
+            assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=name == "scores"), name
+        assert all(np.array_equal(m, n) for m, n in zip(a.masks, b.masks, strict=True))
+    assert not np.array_equal(shared[0].labels, shared[2].labels)  # rim and handle differ
+    assert shared[2].labels.any() and shared[0].labels.any()

@@ -15,6 +15,11 @@ Pipeline, for one object, one part and a set of rendered views:
 6. labels go back to every view: each object pixel takes the label of the surface point
    nearest to its xyz.
 
+Steps 2, 5 and 6 depend on the object and its views but not on the part: their geometry
+(point visibility and projections, the kNN graph, each pixel's nearest point) is computed
+once per object (:func:`surface_geometry`) and shared by all its parts
+(:func:`pseudo_label_parts`), which gives the same masks as labelling each part alone.
+
 Views follow the renderer's contract (duck-typed by :class:`View`): ``rgb (H, W, 3) uint8``,
 ``depth (H, W) float32`` (camera z, 0 = background), ``xyz (H, W, 3)`` object-frame points
 (NaN on background), ``mask (H, W) bool``, ``part_ids (H, W) int16`` (-1 = background),
@@ -442,6 +447,53 @@ def boxes_contain(xy: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
     return inside
 
 
+@dataclass(frozen=True)
+class SurfaceGeometry:
+    """The part-independent geometry of points (P, 3) seen in V views.
+
+    visible (V, P) bool and xy (V, P, 2): :func:`visible_points` per view; neighbours (P, k):
+    each point's k nearest points (itself included), for :func:`close_point_labels`;
+    pixels[v] (H, W) bool: the object pixels of view v with a finite xyz; nearest[v]: for
+    those pixels (row-major), the index of the nearest point (:func:`labels_to_masks`).
+    """
+
+    visible: np.ndarray
+    xy: np.ndarray
+    neighbours: np.ndarray
+    pixels: list[np.ndarray]
+    nearest: list[np.ndarray]
+
+
+def knn_graph(points: np.ndarray, k: int, tree: cKDTree | None = None) -> np.ndarray:
+    """Indices (P, min(k, P)) of each point's k nearest points, itself included."""
+    tree = cKDTree(points) if tree is None else tree
+    # workers=-1 queries on every core; the answer does not depend on it.
+    return tree.query(points, k=min(k, points.shape[0]), workers=-1)[1].reshape(points.shape[0], -1)
+
+
+def pixel_points(views: Sequence[View], tree: cKDTree) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per view, its object pixels with a finite xyz ((H, W) bool) and, row-major, the index of
+    the point of ``tree`` nearest to each one's xyz."""
+    pixels, nearest = [], []
+    for view in views:
+        xyz = np.asarray(view.xyz, dtype=np.float64)
+        held = np.asarray(view.mask, bool) & np.isfinite(xyz).all(axis=-1)
+        pixels.append(held)
+        nearest.append(tree.query(xyz[held], workers=-1)[1] if held.any() else np.zeros(0, dtype=np.int64))
+    return pixels, nearest
+
+
+def surface_geometry(points: np.ndarray, views: Sequence[View], visibility: VisibilityConfig = VisibilityConfig(), k: int = 16) -> SurfaceGeometry:
+    """Compute the :class:`SurfaceGeometry` of ``points`` (P, 3) in ``views`` once."""
+    points = np.asarray(points, dtype=np.float64)
+    seen = [visible_points(points, view, visibility) for view in views]
+    tree = cKDTree(points)
+    pixels, nearest = pixel_points(views, tree)
+    visible = np.stack([v for v, _ in seen]) if seen else np.zeros((0, points.shape[0]), bool)
+    xy = np.stack([xy for _, xy in seen]) if seen else np.zeros((0, points.shape[0], 2))
+    return SurfaceGeometry(visible, xy, knn_graph(points, k, tree), pixels, nearest)
+
+
 def collect_proposals(views: Sequence[View], proposer: PartBoxProposer, category: str, part: str, n_trials: int) -> list[list[list[Box]]]:
     """Boxes per view, per trial: ``result[v][t]`` is the list returned by trial t on view v."""
     return [[proposer.propose(view, category, part) for _ in range(n_trials)] for view in views]
@@ -460,14 +512,19 @@ def vote_scores(
     views: Sequence[View],
     proposals: Sequence[Sequence[Sequence[Box]]],
     visibility: VisibilityConfig = VisibilityConfig(),
+    geometry: SurfaceGeometry | None = None,
 ) -> VoteField:
     """Per-point part score: mean over the views that see it of the fraction of trials whose
     boxes contain it. Dividing by visible views, not all views, keeps parts that few views
-    see (a kettle's base) from scoring low just for being hidden."""
+    see (a kettle's base) from scoring low just for being hidden. ``geometry``: visibility
+    already computed (:func:`surface_geometry`)."""
     votes = np.zeros(points.shape[0])
     seen = np.zeros(points.shape[0], dtype=np.int64)
-    for view, trials in zip(views, proposals, strict=True):
-        visible, xy = visible_points(points, view, visibility)
+    for index, (view, trials) in enumerate(zip(views, proposals, strict=True)):
+        if geometry is None:
+            visible, xy = visible_points(points, view, visibility)
+        else:
+            visible, xy = geometry.visible[index], geometry.xy[index]
         if trials:
             votes += visible * np.mean([boxes_contain(xy, boxes) for boxes in trials], axis=0)
         seen += visible
@@ -498,8 +555,10 @@ def close_point_labels(
     dilate_fraction: float = 0.25,
     erode_fraction: float = 0.75,
     iterations: int = 1,
+    neighbours: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Morphological closing of point labels (P,) bool on the kNN graph of points (P, 3).
+    """Morphological closing of point labels (P,) bool on the kNN graph of points (P, 3)
+    (``neighbours`` (P, k): that graph, when already computed by :func:`knn_graph`).
 
     Dilation adds points with at least ``dilate_fraction`` labelled neighbours; erosion then
     keeps labelled points with at least ``erode_fraction`` labelled neighbours. Fractions
@@ -507,7 +566,8 @@ def close_point_labels(
     neither spreads nor punches holes (kNN neighbourhoods are not symmetric, and point
     density varies over a sampled mesh).
     """
-    neighbours = cKDTree(points).query(points, k=min(k, points.shape[0]))[1].reshape(points.shape[0], -1)
+    if neighbours is None:
+        neighbours = knn_graph(points, k)
     closed = labels.astype(bool)
     for _ in range(iterations):
         closed = closed | (_neighbour_fraction(closed, neighbours) >= dilate_fraction)
@@ -516,17 +576,18 @@ def close_point_labels(
     return closed
 
 
-def labels_to_masks(points: np.ndarray, labels: np.ndarray, views: Sequence[View]) -> list[np.ndarray]:
+def labels_to_masks(points: np.ndarray, labels: np.ndarray, views: Sequence[View], geometry: SurfaceGeometry | None = None) -> list[np.ndarray]:
     """2D part masks (H, W) bool per view: each object pixel takes the label of the surface
-    point nearest to its xyz."""
-    tree = cKDTree(points)
+    point nearest to its xyz (``geometry``: those nearest points already found)."""
+    if geometry is None:
+        pixels, nearest_points = pixel_points(views, cKDTree(points))
+    else:
+        pixels, nearest_points = geometry.pixels, geometry.nearest
     masks = []
-    for view in views:
-        xyz = np.asarray(view.xyz, dtype=np.float64)
-        pixels = np.asarray(view.mask, bool) & np.isfinite(xyz).all(axis=-1)
-        mask = np.zeros(pixels.shape, dtype=bool)
-        if pixels.any():
-            mask[pixels] = labels[tree.query(xyz[pixels])[1]]
+    for held, nearest in zip(pixels, nearest_points, strict=True):
+        mask = np.zeros(held.shape, dtype=bool)
+        if held.any():
+            mask[held] = labels[nearest]
         masks.append(mask)
     return masks
 
@@ -579,15 +640,36 @@ def pseudo_label_part(
     category: str,
     part: str,
     config: PseudoLabelConfig = PseudoLabelConfig(),
+    geometry: SurfaceGeometry | None = None,
 ) -> PseudoLabelResult:
     """Run the Sec. 7.4 pipeline for ``part`` of one object seen in ``views``.
 
-    points: (P, 3) surface points in the object frame (the paper samples 100k on the mesh).
+    points: (P, 3) surface points in the object frame (the paper samples 100k on the mesh);
+    geometry: their :func:`surface_geometry` in ``views`` (computed here when None).
     """
     points = np.asarray(points, dtype=np.float64)
+    if geometry is None:
+        geometry = surface_geometry(points, views, config.visibility, config.closing_k)
     proposals = collect_proposals(views, proposer, category, part, config.n_trials)
-    votes = vote_scores(points, views, proposals, config.visibility)
+    votes = vote_scores(points, views, proposals, config.visibility, geometry)
     threshold = otsu_threshold(votes.scores)
     voted = np.nan_to_num(votes.scores, nan=0.0) > threshold
-    labels = close_point_labels(points, voted, config.closing_k, config.dilate_fraction, config.erode_fraction, config.closing_iterations)
-    return PseudoLabelResult(votes.scores, votes.seen, threshold, voted, labels, labels_to_masks(points, labels, views), proposals)
+    labels = close_point_labels(
+        points, voted, config.closing_k, config.dilate_fraction, config.erode_fraction, config.closing_iterations, geometry.neighbours
+    )
+    return PseudoLabelResult(votes.scores, votes.seen, threshold, voted, labels, labels_to_masks(points, labels, views, geometry), proposals)
+
+
+def pseudo_label_parts(
+    views: Sequence[View],
+    points: np.ndarray,
+    proposer: PartBoxProposer,
+    category: str,
+    parts: Sequence[str],
+    config: PseudoLabelConfig = PseudoLabelConfig(),
+) -> list[PseudoLabelResult]:
+    """:func:`pseudo_label_part` for each of ``parts`` in turn (the proposer is asked in that
+    order), sharing one :func:`surface_geometry`: the same results, the geometry once."""
+    points = np.asarray(points, dtype=np.float64)
+    geometry = surface_geometry(points, views, config.visibility, config.closing_k)
+    return [pseudo_label_part(views, points, proposer, category, part, config, geometry) for part in parts]

@@ -1,10 +1,12 @@
 """A trained head's output as queryable image features and predicted part masks.
 
 The head is an MLP applied to every pixel (paper Sec. 4), the costly part of matching with
-a checkpoint. :func:`head_image_features` therefore computes the features of all object
-pixels once, on first use, in chunks, and keeps them (:class:`PixelTable`): a search over
-the object costs one matrix product, and so does every later search into the same image.
-Other points (sub-pixel positions, background pixels) are computed when asked for.
+a checkpoint. :func:`head_image_features` therefore computes the feature of an object pixel
+the first time it is asked for, in batches, and keeps it (:class:`PixelCache`): a search over
+the object costs the head once and then one matrix product, and so does every later search
+into the same image; a search over a lattice of the object (``transfer_points`` with
+``candidate_stride``) computes only the lattice. Other points (sub-pixel positions,
+background pixels) are computed when asked for and not kept.
 
 The object pixels take a shortcut that is exact in real arithmetic: the MLP's first layer
 is linear and a pixel's input is a convex (bilinear) mix of the four cells around it, so
@@ -16,7 +18,6 @@ with :meth:`FunctionHead.embed_points` to float rounding.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,15 +27,6 @@ from funcorr.backbones import FeatureGrid
 from funcorr.backbones.base import sample_at_pixels
 from funcorr.model.head import FunctionHead
 from funcorr.model.matching import ImageFeatures, mask_pixels
-
-
-@dataclass(frozen=True)
-class PixelTable:
-    """Head outputs at a set of whole pixels: features (N, C); mask_logits (N,) or None
-    without a mask head. Row i belongs to the i-th held pixel in row-major order."""
-
-    features: torch.Tensor
-    mask_logits: torch.Tensor | None
 
 
 def pixel_rows(index: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -109,19 +101,33 @@ def dense_head_outputs(
     return features, logits
 
 
-class _LazyTable:
-    """Builds the object's :class:`PixelTable` on first use, once, even across threads."""
+class PixelCache:
+    """Head features of the object pixels, each computed on first request and kept.
 
-    def __init__(self, build):
-        self._build = build
-        self._table: PixelTable | None = None
+    compute: pixel xy (N, 2) -> (N, C) features; xy: (P, 2) the object pixels, row-major.
+    Thread-safe (the viewer serves requests on several threads).
+    """
+
+    def __init__(self, compute, xy: torch.Tensor, channels: int):
+        self._compute = compute
+        self._xy = xy
+        self._features = xy.new_empty(xy.shape[0], channels)
+        self._done = torch.zeros(xy.shape[0], dtype=torch.bool, device=xy.device)
         self._lock = threading.Lock()
 
-    def get(self) -> PixelTable:
+    @property
+    def computed(self) -> int:
+        """How many object pixels have been computed so far."""
+        return int(self._done.sum())
+
+    def get(self, rows: torch.Tensor) -> torch.Tensor:
+        """Features of object pixels ``rows`` (N,), computing the missing ones. (N, C)."""
         with self._lock:
-            if self._table is None:
-                self._table = self._build()
-            return self._table
+            missing = rows[~self._done[rows]].unique()
+            if missing.numel():
+                self._features[missing] = self._compute(self._xy[missing])
+                self._done[missing] = True
+            return self._features[rows]
 
 
 def head_image_features(
@@ -134,8 +140,8 @@ def head_image_features(
     chunk: int = 8192,
     cache: bool = True,
 ) -> ImageFeatures:
-    """ImageFeatures of a trained head: the features of every object pixel are computed once,
-    on first use, and kept; any other point is computed when asked for. blocks (L, C, h, w);
+    """ImageFeatures of a trained head: the feature of an object pixel is computed the first
+    time it is asked for and kept; any other point is computed when asked for. blocks (L, C, h, w);
     text (D,); mask (H, W) bool object mask. ``cache=False`` computes every point on every
     call instead (less memory, the head runs again for each search)."""
     projected = head.project_blocks(blocks[None]).detach()
@@ -145,13 +151,10 @@ def head_image_features(
     if cache:
         index[mask] = torch.arange(int(mask.sum()), device=projected.device)
 
-    def build() -> PixelTable:
-        features, logits = dense_head_outputs(
-            head, projected, grid, text, mask_pixels(mask).to(projected.device), chunk
-        )
-        return PixelTable(features, logits)
+    def compute(xy: torch.Tensor) -> torch.Tensor:
+        return dense_head_outputs(head, projected, grid, text, xy, chunk)[0]
 
-    table = _LazyTable(build)
+    cached = PixelCache(compute, mask_pixels(mask).to(projected.device), head.config.out_dim)
 
     @torch.no_grad()
     def sample(points: torch.Tensor) -> torch.Tensor:
@@ -162,7 +165,7 @@ def head_image_features(
             points.shape[0], head.config.out_dim, dtype=projected.dtype, device=projected.device
         )
         if bool(found.any()):
-            out[found] = table.get().features[rows[found]]
+            out[found] = cached.get(rows[found])
         if not bool(found.all()):
             missing = points[~found]
             out[~found] = torch.cat(

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from funcorr.backbones.base import FeatureGrid, sample_at_pixels
-from funcorr.model.search import DEFAULT_BLOCK_ROWS, CellIndex, brute_force_nearest
+from funcorr.model.search import DEFAULT_BLOCK_ROWS, CellIndex, brute_force_nearest, resolve
 
 #: The pruned search pays off once a search has this many query x key pairs (and enough
 #: queries to amortise building its index); below, brute force is as fast. Both are exact.
@@ -198,17 +198,23 @@ def transfer_points(
     soft_window: float | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     candidate_stride: int = 1,
+    refine: bool = False,
 ) -> Transfer:
     """Nearest-neighbour transfer of source pixels ``points`` (N, 2) to the target.
 
     Candidates are the target pixels inside ``tgt_mask`` (default: its object mask).
     ``soft_window`` enables soft-argmax refinement within that many pixels;
-    ``candidate_stride`` > 1 searches only every that-many-th target pixel (faster, coarser).
+    ``candidate_stride`` > 1 searches only every that-many-th target pixel (faster, coarser);
+    with ``refine`` each lattice match is then improved by an exact search of the candidates
+    within ``candidate_stride - 1`` px of it (``refine_matches``): full-resolution answers for
+    the price of the lattice, except where the true best pixel lies farther from the
+    lattice's best (an approximation; ``benchmarks/bench_transfer.py`` measures it).
     """
-    candidates = tgt.mask if tgt_mask is None else tgt_mask
+    full = tgt.mask if tgt_mask is None else tgt_mask
+    candidates = full
     if candidate_stride > 1:
         # Every candidate_stride-th pixel in x and y: M / stride^2 candidates, so proportionally
-        # faster, with matches on a coarser lattice (the only approximation in this module).
+        # faster, with matches on a coarser lattice (unless refined).
         lattice = torch.zeros_like(candidates)
         lattice[::candidate_stride, ::candidate_stride] = True
         candidates = candidates & lattice
@@ -216,12 +222,40 @@ def transfer_points(
         raise ValueError("The target mask is empty: there is nowhere to transfer to.")
     query = src.sample(points.float())
     idx, sim, cand_xy, keys = nearest_pixels(query, tgt, candidates, block_rows)
+    if refine and candidate_stride > 1:
+        return refine_matches(query, tgt, full, cand_xy[idx], candidate_stride - 1)
     moved = (
         cand_xy[idx]
         if soft_window is None
         else soft_argmax(query, keys, cand_xy, soft_window, block_rows=block_rows)
     )
     return Transfer(moved, sim)
+
+
+def refine_matches(
+    query: torch.Tensor,
+    tgt: ImageFeatures,
+    candidates: torch.Tensor,
+    centres: torch.Tensor,
+    radius: int,
+) -> Transfer:
+    """Exact nearest neighbour of each query (N, C) among the ``candidates`` (H, W) bool within
+    ``radius`` px (Chebyshev) of its centre (N, 2) pixel xy, which must be a candidate."""
+    height, width = candidates.shape
+    steps = torch.arange(-radius, radius + 1, device=centres.device, dtype=centres.dtype)
+    dy, dx = torch.meshgrid(steps, steps, indexing="ij")  # row-major: ties go to the first pixel
+    window = centres[:, None, :] + torch.stack([dx, dy], -1).reshape(1, -1, 2)  # (N, W, 2)
+    x, y = window[..., 0].long(), window[..., 1].long()
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    allowed = candidates.to(centres.device)
+    inside[inside.clone()] = allowed[y[inside], x[inside]]
+    rows, slots = torch.nonzero(inside, as_tuple=True)
+    xy = window[rows, slots]
+    keys = tgt.sample(xy)
+    idx, sim = resolve(
+        query, keys, rows.to(keys.device), torch.arange(xy.shape[0], device=keys.device)
+    )
+    return Transfer(xy.to(keys.device)[idx], sim)
 
 
 def transfer_mask(

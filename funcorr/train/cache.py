@@ -27,7 +27,7 @@ from funcorr.data.pseudolabel import (
     VLMConfig,
     check_reachable,
     mask_iou,
-    pseudo_label_part,
+    pseudo_label_parts,
 )
 from funcorr.images import InputError, atomic_path
 from funcorr.train.config import TrainConfig, cache_key
@@ -118,8 +118,10 @@ def pseudo_part_masks(root: Path, asset_id: str, record: dict, cfg: TrainConfig,
         noise = OracleNoise(cfg.oracle_jitter, cfg.oracle_miss_rate, cfg.oracle_false_box_rate)
         proposer = NoisyOracleProposer(noise, seed=seed)
     masks, ious = {}, {}
-    for function, spec in record["functions"].items():
-        result = pseudo_label_part(views, points, proposer, record["category"], spec["part"])
+    functions = list(record["functions"].items())
+    # One geometry (visibility, kNN graph, pixel -> point) for all parts of the asset.
+    results = pseudo_label_parts(views, points, proposer, record["category"], [spec["part"] for _, spec in functions])
+    for (function, spec), result in zip(functions, results, strict=True):
         masks[function] = [torch.from_numpy(m & v.mask) for m, v in zip(result.masks, views)]
         ious[function] = float(np.mean([mask_iou(m, v.part_mask(spec["part"])) for m, v in zip(result.masks, views)]))
     return masks, ious

@@ -1,9 +1,15 @@
-"""Benchmark inputs: rendered objects (funcorr's own data engine, nothing downloaded) zoomed so
-that the object covers a chosen number of pixels of a 224 x 224 image."""
+"""What the benchmarks share: rendered objects (funcorr's own data engine, nothing downloaded)
+zoomed to a chosen number of pixels, a random-weight head checkpoint, the previous matching
+engine as a baseline, and a line describing the (shared) machine."""
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -46,3 +52,37 @@ def machine_line() -> str:
     """Threads and load, printed with every measurement: the machine is shared."""
     load = os.getloadavg()
     return f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} (1 / 5 min)"
+
+
+@contextmanager
+def previous_engine() -> Iterator[None]:
+    """The engine before features were kept and searches pruned: brute-force search only, and
+    a trained head re-run over the candidates at every search."""
+    from funcorr.model import head_features, matching
+    from funcorr.model import matcher as matcher_module
+
+    saved = matching.CELL_SEARCH_MIN_PAIRS, matcher_module.head_image_features
+    matching.CELL_SEARCH_MIN_PAIRS = math.inf
+    matcher_module.head_image_features = functools.partial(head_features.head_image_features, cache=False)
+    try:
+        yield
+    finally:
+        matching.CELL_SEARCH_MIN_PAIRS, matcher_module.head_image_features = saved
+
+
+def random_head_checkpoint(folder: Path) -> Path:
+    """A checkpoint of an untrained head of the default size on dinov2-s14: it times exactly
+    like a trained one, so benchmarks run where no checkpoint is at hand."""
+    from funcorr.backbones import load_backbone
+    from funcorr.model.checkpoint import checkpoint_record, save_checkpoint
+    from funcorr.model.head import FunctionHead, HeadConfig
+    from funcorr.text import load_function_embedder
+
+    backbone = load_backbone("dinov2-s14")
+    torch.manual_seed(0)
+    text_dim = load_function_embedder("minilm").dim
+    head = FunctionHead(HeadConfig(in_dim=backbone.dim, n_blocks=len(backbone.layers), text_dim=text_dim))
+    spec = {"name": "dinov2-s14", "layers": list(backbone.layers), "stride": backbone.grid.stride}
+    path = Path(folder) / "random-head.safetensors"
+    save_checkpoint(path, head, checkpoint_record(head, spec, "minilm"))
+    return path
