@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -68,9 +69,10 @@ def test_first_layer_on_cells_equals_the_mlp_on_pixels():
     )
 
 
-def test_object_features_are_computed_once_for_many_transfers(monkeypatch):
-    head, blocks, text, mask = _head_and_inputs()
-    calls = []
+@pytest.fixture
+def head_pixels_computed(monkeypatch) -> list[int]:
+    """How many pixels each call of the head's dense pass computed, in order."""
+    calls: list[int] = []
     original = head_features.dense_head_outputs
 
     def counting(*args, **kwargs):
@@ -78,6 +80,12 @@ def test_object_features_are_computed_once_for_many_transfers(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(head_features, "dense_head_outputs", counting)
+    return calls
+
+
+def test_object_features_are_computed_once_for_many_transfers(head_pixels_computed):
+    head, blocks, text, mask = _head_and_inputs()
+    calls = head_pixels_computed
     src = head_image_features(head, blocks, GRID, text, SIZE, mask)
     tgt = head_image_features(head, blocks.flip(-1), GRID, text, SIZE, mask)
     assert calls == []  # nothing is computed before it is needed
@@ -90,22 +98,14 @@ def test_object_features_are_computed_once_for_many_transfers(monkeypatch):
     assert torch.equal(first.points, second.points) and back.points.shape == points.shape
 
 
-def test_a_lattice_search_computes_only_the_lattice(monkeypatch):
+def test_a_lattice_search_computes_only_the_lattice(head_pixels_computed):
     head, blocks, text, mask = _head_and_inputs()
-    calls = []
-    original = head_features.dense_head_outputs
-
-    def counting(*args, **kwargs):
-        calls.append(args[4].shape[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(head_features, "dense_head_outputs", counting)
     src = head_image_features(head, blocks, GRID, text, SIZE, mask)
     tgt = head_image_features(head, blocks.flip(-1), GRID, text, SIZE, mask)
     lattice = torch.zeros_like(mask)
     lattice[::3, ::3] = True
     transfer_points(src, tgt, mask_pixels(mask)[:4], candidate_stride=3)
-    assert calls == [4, int((mask & lattice).sum())]
+    assert head_pixels_computed == [4, int((mask & lattice).sum())]
 
 
 def test_part_mask_is_the_mask_heads_sign_on_object_pixels():
