@@ -90,6 +90,12 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="trained funcorr head (.safetensors; a funcorr 0.1 .pt is read as plain data only)")
     parser.add_argument("--function", help="function such as pour-with (needed with --checkpoint)")
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--object-mask",
+        choices=["auto", "alpha", "saliency", "full"],
+        help="pixels to match within: alpha (the image's alpha if it has one, else all; default), saliency "
+        "(the backbone's salient-object decoder), full (whole image), auto (alpha if present, else saliency)",
+    )
 
 
 def _match(args: argparse.Namespace) -> int:
@@ -110,6 +116,7 @@ def _match(args: argparse.Namespace) -> int:
         mask=Path(args.mask) if args.mask else None,
         top=args.top,
         soft_window=args.soft_window,
+        flip=args.flip,
     )
     matcher = Matcher(matcher_config_from_args(args))
     record, picture = run_match(request, matcher)
@@ -135,6 +142,7 @@ def register(sub) -> None:
     match.add_argument("--mask", help="source mask image to transfer (non-zero = inside)")
     match.add_argument("--top", type=positive_int, default=20, help="number of discovered matches to draw")
     match.add_argument("--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels")
+    match.add_argument("--flip", action="store_true", help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better")
     match.add_argument("--out", required=True, help="output directory")
     add_feature_options(match)
     match.set_defaults(func=_match)

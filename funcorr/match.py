@@ -15,8 +15,9 @@ import torch
 
 from funcorr.files import write_all
 from funcorr.images import InputError, LoadedImage, load_image, load_mask, save_png
-from funcorr.model.matcher import Matcher, MatcherConfig, Prepared
-from funcorr.model.matching import Transfer, discover_in_regions, mask_pixels, part_regions, spread_out, transfer_mask, transfer_points
+from funcorr.model.flip import choose_orientation, mirrored_prepared, unmirror
+from funcorr.model.matcher import Encoded, Matcher, MatcherConfig, Prepared
+from funcorr.model.matching import ImageFeatures, Transfer, discover_in_regions, mask_pixels, part_regions, spread_out, transfer_mask, transfer_points
 from funcorr.viz import draw_label_transfer, draw_matches, mask_overlay, side_by_side, to_uint8
 
 
@@ -30,6 +31,7 @@ class MatchRequest:
     mask: Path | None = None
     top: int = 20
     soft_window: float | None = None
+    flip: bool = False
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -61,8 +63,44 @@ def record_header(source: Path | dict, target: Path | dict, matcher: Matcher) ->
         "checkpoint": matcher.config.checkpoint,
         "image_size": matcher.config.image_size,
         "resize": matcher.config.resize,
+        "object_mask": matcher.config.object_mask,
         "coordinates": "original image pixels, x=column, y=row, (0,0) = centre of the top-left pixel",
     }
+
+
+def encode_pair(matcher: Matcher, src: Prepared, tgt: Prepared, flip: bool = False) -> tuple[Encoded, ImageFeatures, ImageFeatures, dict | None]:
+    """One backbone pass over the pair (and the mirrored target with ``flip``): the encoding
+    of (src, tgt), their features, and the orientation record when ``flip`` chose one. With
+    ``flip`` the target features returned are those of the better-agreeing orientation,
+    indexed in the original target's pixels (:mod:`funcorr.model.flip`)."""
+    images = [src, tgt, mirrored_prepared(tgt)] if flip else [src, tgt]
+    encoded = matcher.encode(images)
+    features = matcher.features(images, encoded)
+    pair = Encoded(encoded.blocks[:2], encoded.masks[:2], encoded.sources[:2], None if encoded.saliency is None else encoded.saliency[:2])
+    if not flip:
+        return pair, features[0], features[1], None
+    tgt_feat, orientation = choose_orientation(features[0], features[1], unmirror(features[2], features[1].mask))
+    return pair, features[0], tgt_feat, orientation.to_record()
+
+
+def object_mask_record(encoded: Encoded) -> list[dict]:
+    """Where each image's object mask came from and its size, for result JSONs."""
+    return [
+        {"image": which, "source": source, "pixels_at_network_size": int(mask.sum())}
+        for which, source, mask in zip(("source", "target"), encoded.sources, encoded.masks)
+    ]
+
+
+def outline_mask(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 200, 255)) -> np.ndarray:
+    """(H, W, 3) uint8 picture with the area outside ``mask`` (H, W) faded and the mask's
+    boundary drawn, so a picture shows which pixels were matched."""
+    from scipy import ndimage
+
+    out = image.astype(np.float32).copy()
+    out[~mask] = 0.45 * out[~mask] + 0.55 * 255
+    edge = mask & ~ndimage.binary_erosion(mask, iterations=1, border_value=0)
+    out[ndimage.binary_dilation(edge)] = colour
+    return out.astype(np.uint8)
 
 
 def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray]:
@@ -71,15 +109,17 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
     points = check_points(request.points, src_image) if request.points else None
     src_label = load_mask(request.mask, size=src_image.size) if request.mask else None
     src, tgt = matcher.prepare(src_image), matcher.prepare(tgt_image)
-    blocks = matcher.block_features([src, tgt])
-    src_feat, tgt_feat = matcher.features([src, tgt], blocks)
-    part_masks = matcher.predicted_part_mask([src, tgt], blocks)
+    encoded, src_feat, tgt_feat, orientation = encode_pair(matcher, src, tgt, request.flip)
+    part_masks = matcher.predicted_part_mask([src, tgt], encoded)
     # With a mask head, match part to part and rest to rest (the paper's Sec. 8.2).
-    regions = part_regions(src.mask, tgt.mask, *(part_masks or (None, None)))
+    regions = part_regions(src_feat.mask, tgt_feat.mask, *(part_masks or (None, None)))
     record = record_header(request.source, request.target, matcher)
+    record["object_masks"] = object_mask_record(encoded)
+    if orientation is not None:
+        record["orientation"] = orientation
     if matcher.head is None and matcher.config.function:
         record["note"] = "Raw backbone features do not depend on the function; pass --checkpoint for function-conditioned matching."
-    left, right = to_uint8(src.rgb), to_uint8(tgt.rgb)
+    left, right = (outline_mask(to_uint8(p.rgb), m.cpu().numpy()) for p, m in ((src, src_feat.mask), (tgt, tgt_feat.mask)))
     if points is not None:
         moved = _transfer_by_region(src_feat, tgt_feat, src.plan.to_net(points), regions, request.soft_window)
         record["points"] = [
@@ -88,7 +128,7 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
         ]
         picture = np.asarray(draw_matches(left, right, src.plan.to_net(points).numpy(), moved.points.cpu().numpy()))
     elif src_label is not None:
-        net_label = _resize_mask(src_label, src)
+        net_label = _resize_mask(src_label, src, src_feat.mask)
         tgt_mask, _ = transfer_mask(src_feat, tgt_feat, net_label)
         record["mask"] = {"target_pixels_at_network_size": int(tgt_mask.sum()), "file": "transferred_mask.png"}
         picture = side_by_side(mask_overlay(left, net_label.numpy()), mask_overlay(right, tgt_mask.cpu().numpy()))[0]
@@ -106,8 +146,8 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
             }
             for i, p, q in zip(keep.tolist(), src.plan.to_orig(top.src_xy[keep].cpu()), tgt.plan.to_orig(top.tgt_xy[keep].cpu()))
         ]
-        dense = transfer_points(tgt_feat, src_feat, mask_pixels(tgt.mask))
-        transfer_picture = draw_label_transfer(left, right, mask_pixels(src.mask).numpy(), mask_pixels(tgt.mask).numpy(), dense.points.cpu().numpy())
+        dense = transfer_points(tgt_feat, src_feat, mask_pixels(tgt_feat.mask))
+        transfer_picture = draw_label_transfer(left, right, mask_pixels(src_feat.mask.cpu()).numpy(), mask_pixels(tgt_feat.mask.cpu()).numpy(), dense.points.cpu().numpy())
         lines = draw_matches(left, right, top.src_xy[keep].cpu().numpy(), top.tgt_xy[keep].cpu().numpy())
         picture = np.concatenate([np.asarray(lines), np.full((8, lines.width, 3), 255, np.uint8), np.asarray(transfer_picture)], axis=0)
     if part_masks is not None:
@@ -133,10 +173,10 @@ def _transfer_by_region(src, tgt, points: torch.Tensor, regions: list[tuple[torc
     return Transfer(target, similarity)
 
 
-def _resize_mask(mask: torch.Tensor, prepared: Prepared) -> torch.Tensor:
+def _resize_mask(mask: torch.Tensor, prepared: Prepared, object_mask: torch.Tensor) -> torch.Tensor:
     from funcorr.images import apply_resize
 
-    net = (apply_resize(mask.float(), prepared.plan, mode="nearest") > 0.5) & prepared.mask
+    net = (apply_resize(mask.float(), prepared.plan, mode="nearest") > 0.5) & object_mask.cpu()
     if not net.any():
         raise InputError("The source mask does not overlap the source object after resizing.")
     return net
@@ -175,4 +215,5 @@ def matcher_config_from_args(args) -> MatcherConfig:
         weights=args.weights,
         checkpoint=args.checkpoint,
         function=args.function,
+        object_mask=getattr(args, "object_mask", None) or MatcherConfig.object_mask,
     )

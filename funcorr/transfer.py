@@ -336,12 +336,15 @@ class TransferConfig:
     """How points are transferred and judged.
 
     cycle_tolerance: network pixels a point may land away from itself after target -> source;
-    soft_window: soft-argmax refinement radius (network pixels) of the best match, or None.
+    soft_window: soft-argmax refinement radius (network pixels) of the best match, or None;
+    flip: also match the mirrored target and keep the better-agreeing orientation
+    (:mod:`funcorr.model.flip`).
     """
 
     modes: ModeRule = field(default_factory=ModeRule)
     cycle_tolerance: float = 7.0
     soft_window: float | None = None
+    flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -426,7 +429,7 @@ def _xyz_or_none(point: np.ndarray) -> list[float] | None:
 
 def run_transfer(request: TransferRequest, matcher: Matcher) -> tuple[dict, np.ndarray]:
     """Transfer ``request.demonstration``. Returns (JSON-ready record, picture (H, W, 3) uint8)."""
-    from funcorr.match import check_points, record_header
+    from funcorr.match import check_points, encode_pair, object_mask_record, record_header
 
     src_image, tgt_image = load_image(request.source), load_image(request.target)
     demo = request.demonstration
@@ -434,7 +437,7 @@ def run_transfer(request: TransferRequest, matcher: Matcher) -> tuple[dict, np.n
     _check_camera(request.source_camera, src_image, "source")
     _check_camera(request.target_camera, tgt_image, "target")
     src, tgt = matcher.prepare(src_image), matcher.prepare(tgt_image)
-    src_feat, tgt_feat = matcher.features([src, tgt])
+    encoded, src_feat, tgt_feat, orientation = encode_pair(matcher, src, tgt, request.config.flip)
     moved = transfer_demonstration(src_feat, tgt_feat, src.plan, tgt.plan, points, request.config)
 
     on_object = _inside(src_feat.mask.cpu(), src.plan.to_net(points))
@@ -453,6 +456,9 @@ def run_transfer(request: TransferRequest, matcher: Matcher) -> tuple[dict, np.n
             "mean_similarity": float(moved.similarity.mean()),
         },
     }
+    record["object_masks"] = object_mask_record(encoded)
+    if orientation is not None:
+        record["orientation"] = orientation
     if request.source_camera or request.target_camera:
         record["xyz_frame"] = "camera frame of each image (OpenCV: x right, y down, z forward), metres"
     if matcher.head is None and matcher.config.function:
@@ -614,7 +620,7 @@ def _transfer(args: argparse.Namespace) -> int:
         demo,
         _camera_from_args(args.source_depth, args.source_intrinsics, args.depth_scale, "source"),
         _camera_from_args(args.target_depth, args.target_intrinsics, args.depth_scale, "target"),
-        TransferConfig(ModeRule(args.mode_ratio, args.mode_distance, args.max_modes), args.cycle_tolerance, args.soft_window),
+        TransferConfig(ModeRule(args.mode_ratio, args.mode_distance, args.max_modes), args.cycle_tolerance, args.soft_window, args.flip),
     )
     record, picture = run_transfer(request, Matcher(matcher_config_from_args(args)))
     for path in write_transfer_outputs(record, picture, Path(args.out)):
@@ -643,6 +649,7 @@ def register_transfer(sub) -> None:
     parser.add_argument("--max-modes", type=int, default=ModeRule.max_modes, help="modes kept per point")
     parser.add_argument("--cycle-tolerance", type=float, default=TransferConfig.cycle_tolerance, help="network pixels allowed by the cycle check")
     parser.add_argument("--soft-window", type=float, help="soft-argmax refinement radius in network pixels")
+    parser.add_argument("--flip", action="store_true", help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better")
     parser.add_argument("--source-depth", help="source depth: .npy (metres) or 16-bit .png (mm)")
     parser.add_argument("--target-depth", help="target depth: .npy (metres) or 16-bit .png (mm)")
     parser.add_argument("--source-intrinsics", help="source K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3")

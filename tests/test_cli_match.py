@@ -92,3 +92,26 @@ def test_bad_input_fails_cleanly(pair, tmp_path, capsys, args, message):
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_unsegmented_photos_are_matched_within_drawn_saliency_masks(tmp_path):
+    from skimage.data import coffee
+
+    photo = coffee()
+    Image.fromarray(photo[:, :520]).save(tmp_path / "a.jpg")
+    Image.fromarray(photo[40:, 60:]).save(tmp_path / "b.jpg")
+    out = tmp_path / "out"
+    args = ["match", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--points", "280,200", "--size", "112", "--out", str(out)]
+    assert main([*args, "--object-mask", "saliency"]) == 0
+    record = json.loads((out / "matches.json").read_text())
+    assert record["object_mask"] == "saliency"
+    assert [m["source"] for m in record["object_masks"]] == ["saliency", "saliency"]
+    picture = np.asarray(Image.open(out / "matches.png").convert("RGB"))
+    outline = (picture == (0, 200, 255)).all(-1)
+    half = picture.shape[1] // 2
+    # Each image carries its mask's outline; outside it the photo is faded towards white.
+    assert outline[:, :half].sum() > 100 and outline[:, half:].sum() > 100
+    assert picture[2, 2].min() >= 140  # the dark table at the corner is veiled (55% white): not the cup
+    tx, ty = record["points"][0]["target"]
+    # The cup's centre in the crop, to well within a patch (14 px at 112 px spans 65 photo px).
+    assert abs(tx - (280 - 60)) <= 40 and abs(ty - (200 - 40)) <= 40

@@ -157,6 +157,28 @@ def test_labels_discovery_and_exports(client, pair):
     assert picture.width > 2 * 200 and picture.height >= 300
 
 
+def test_object_mask_overlays_show_what_is_matched(client, viewer, pair):
+    source, target = upload(client, pair / "source.png"), upload(client, pair / "target.png")
+    body = {"source": source["id"], "target": target["id"], "matcher": {"backbone": "dinov2-s14", "object_mask": "auto"}}
+    masks = client.post("/api/masks", json=body).json()
+    # The source's alpha is its mask; the RGB target gets the saliency decoder's.
+    assert (masks["source"]["source"], masks["target"]["source"]) == ("alpha", "saliency")
+    layer = np.asarray(Image.open(io.BytesIO(base64.b64decode(masks["source"]["png"].split(",", 1)[1]))))
+    assert layer.shape == (300, 300, 4)
+    assert layer[150, 150, 3] == 0 and layer[5, 5, 3] > 0  # clear inside alpha rows 20..280, veiled outside
+    state = viewer.image_state(target["id"], MatcherChoice("dinov2-s14", object_mask="auto"))
+    assert 0 < int(state.features.mask.sum()) < int(state.prepared.content.sum())
+    # ``alpha`` keeps the whole RGB target; the export says which mask each image used.
+    plain = client.post("/api/masks", json={**body, "matcher": {"backbone": "dinov2-s14", "object_mask": "alpha"}}).json()
+    assert plain["target"]["source"] == "full"
+    record = client.post("/api/export.json", json=body).json()
+    assert [m["source"] for m in record["object_masks"]] == ["alpha", "saliency"]
+    picture = Image.open(io.BytesIO(client.post("/api/export.png", json={**body, "masks": True}).content))
+    assert picture.height >= 300
+    bad = client.post("/api/masks", json={**body, "matcher": {"backbone": "dinov2-s14", "object_mask": "blob"}})
+    assert bad.status_code == 400 and "Unknown object mask" in bad.json()["detail"]
+
+
 def test_errors_are_clear(client, pair):
     source = upload(client, pair / "source.png")
     body = {"source": source["id"], "target": "0" * 20, "matcher": {"backbone": "dinov2-s14"}, "x": 1, "y": 1}

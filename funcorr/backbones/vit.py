@@ -9,6 +9,7 @@ resulting grid. ``HFVisionBackbone`` reads ``hidden_states`` of any other HF vis
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,18 +36,39 @@ def resolve_layers(layers: Sequence[int] | int | None, num_layers: int) -> tuple
     return resolved
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """One backbone pass: ``blocks`` (B, L, C, h, w) of the selected layers, and ``saliency``
+    (B, H, W) in [0, 1] from the salient-object decoder (None when not asked or not present)."""
+
+    blocks: torch.Tensor
+    saliency: torch.Tensor | None = None
+
+
 class Backbone(nn.Module):
-    """Frozen feature extractor: images (B, 3, H, W) in [0, 1] -> block features (B, L, C, h, w)."""
+    """Frozen feature extractor: images (B, 3, H, W) in [0, 1] -> block features (B, L, C, h, w).
+
+    ``decoder`` is a salient-object decoder over the final-norm patch tokens when the weights
+    ship one (the offline ``dinov2-s14``), else None.
+    """
 
     grid: FeatureGrid
     dim: int
     layers: tuple[int, ...]
     num_layers: int
+    decoder: nn.Module | None
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
+        self.decoder = None
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def encode(self, images: torch.Tensor, saliency: bool = False) -> Encoding:
+        """Block features and, with ``saliency`` and a decoder, the saliency map of the same pass."""
+        if saliency and self.decoder is not None:
+            raise NotImplementedError(f"{type(self).__name__} has a decoder but no encode().")
+        return Encoding(self(images))
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
@@ -64,9 +86,16 @@ class Backbone(nn.Module):
 class Dinov2Backbone(Backbone):
     """DINOv2 (with or without registers) from a ``transformers.Dinov2Model``."""
 
-    def __init__(self, model: nn.Module, layers: Sequence[int] | int | None = None, stride: int | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[int] | int | None = None,
+        stride: int | None = None,
+        decoder: nn.Module | None = None,
+    ):
         super().__init__(IMAGENET_MEAN, IMAGENET_STD)
         self.model = model.requires_grad_(False).eval()
+        self.decoder = None if decoder is None else decoder.requires_grad_(False).eval()
         config = model.config
         patch = config.patch_size
         stride = stride or patch
@@ -102,16 +131,29 @@ class Dinov2Backbone(Backbone):
         return torch.cat(parts + [tokens], dim=1), h, w
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode(images).blocks
+
+    def encode(self, images: torch.Tensor, saliency: bool = False) -> Encoding:
+        """One pass through the blocks. With ``saliency`` (and a decoder) it continues to the
+        last block, applies the final layernorm to the patch tokens and decodes them, so the
+        object mask costs the decoder only, never a second backbone pass."""
+        decode = saliency and self.decoder is not None
         x, h, w = self.embed(self.normalise(images))
+        last = self.num_layers if decode else max(self.layers) + 1
         outputs = []
-        for index, layer in enumerate(self.model.encoder.layer[: max(self.layers) + 1]):
+        for index, layer in enumerate(self.model.encoder.layer[:last]):
             out = layer(x)
             x = out[0] if isinstance(out, tuple) else out
             if index in self.layers:
                 outputs.append(x[:, 1 + self.num_registers :])
         stacked = torch.stack(outputs, dim=1)  # (B, L, h*w, C)
         b, n_layers, _, c = stacked.shape
-        return stacked.transpose(2, 3).reshape(b, n_layers, c, h, w).float()
+        blocks = stacked.transpose(2, 3).reshape(b, n_layers, c, h, w).float()
+        if not decode:
+            return Encoding(blocks)
+        tokens = self.model.layernorm(x[:, 1 + self.num_registers :]).float()
+        tokens = tokens.transpose(1, 2).reshape(b, c, h, w)
+        return Encoding(blocks, self.decoder(tokens, tuple(images.shape[-2:])))
 
 
 class HFVisionBackbone(Backbone):

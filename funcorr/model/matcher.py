@@ -1,21 +1,41 @@
-"""From images to :class:`ImageFeatures`: resize policy, batching, backbone, optional head.
+"""From images to :class:`ImageFeatures`: resize policy, batching, backbone, optional head,
+and the object mask every match is restricted to.
 
 This is what the CLI, the benchmarks and the viewer share: a ``Matcher`` turns loaded images
 (any size, optional alpha mask) into network-resolution features plus the affine map back to
 original pixels.
+
+OBJECT MASKS (``MatcherConfig.object_mask``), decided per image:
+
+* ``alpha``: the alpha channel when the image has a non-trivial one (some pixel below 255),
+  else the whole image (funcorr's behaviour before saliency masks);
+* ``saliency``: the salient-object decoder's map from the same backbone pass, Otsu-thresholded,
+  largest connected components kept, holes filled (:mod:`funcorr.backbones.saliency`);
+* ``full``: the whole image, alpha ignored;
+* ``auto``: alpha when present, else saliency, else full.
+
+Padding is never part of a mask. A backbone without a decoder, or a saliency map in which no
+object stands out, falls back to ``full`` and says so (a warning, and ``Encoded.sources``).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 
 from funcorr.backbones import DEFAULT_BACKBONE, load_backbone, resolve_device
 from funcorr.images import InputError, LoadedImage, Resize, ResizePolicy, apply_resize, plan_resize
-from funcorr.model.checkpoint import head_image_features, head_part_mask, load_trained
+from funcorr.model.checkpoint import load_trained
+from funcorr.model.head_features import head_image_features, head_part_mask
 from funcorr.model.matching import ImageFeatures, feature_map_features
+
+ObjectMaskPolicy = Literal["auto", "alpha", "saliency", "full"]
+OBJECT_MASK_POLICIES: tuple[str, ...] = get_args(ObjectMaskPolicy)
+MaskSource = Literal["alpha", "saliency", "full"]
 
 
 @dataclass
@@ -33,16 +53,35 @@ class MatcherConfig:
     function: str | None = None
     batch_size: int = 8
     pretrained: bool = True
+    object_mask: ObjectMaskPolicy = "alpha"
+
+    def __post_init__(self) -> None:
+        if self.object_mask not in OBJECT_MASK_POLICIES:
+            raise InputError(f"Unknown object mask policy {self.object_mask!r}; use one of {', '.join(OBJECT_MASK_POLICIES)}.")
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """An image at network resolution. rgb (3, S, S); mask (S, S) bool (object and not padding)."""
+    """An image at network resolution. rgb (3, S, S); mask (S, S) bool: the alpha mask when the
+    image has a non-trivial alpha (``has_mask``), else the image content; never the padding.
+    ``content`` (S, S) bool: every non-padding pixel."""
 
     rgb: torch.Tensor
     mask: torch.Tensor
     plan: Resize
     has_mask: bool
+    content: torch.Tensor | None = None
+
+    @property
+    def image_area(self) -> torch.Tensor:
+        """(S, S) bool: the non-padding pixels."""
+        return self.mask if self.content is None else self.content
+
+
+def has_alpha_mask(image: LoadedImage) -> bool:
+    """Whether the image's alpha says anything: many photos are RGBA with alpha 255 everywhere,
+    and that is no object mask."""
+    return image.mask is not None and not bool(image.mask.all())
 
 
 def prepare_image(image: LoadedImage, size: int, policy: ResizePolicy) -> Prepared:
@@ -50,11 +89,41 @@ def prepare_image(image: LoadedImage, size: int, policy: ResizePolicy) -> Prepar
     image content when there is no alpha) and never the padding."""
     plan = plan_resize(image.size, (size, size), policy)
     rgb = apply_resize(image.rgb, plan)
-    source_mask = image.mask if image.mask is not None else torch.ones(image.rgb.shape[1:], dtype=torch.bool)
-    mask = apply_resize(source_mask.float(), plan, mode="nearest") > 0.5
+    content = apply_resize(torch.ones(image.rgb.shape[1:]), plan, mode="nearest") > 0.5
+    alpha = has_alpha_mask(image)
+    mask = (apply_resize(image.mask.float(), plan, mode="nearest") > 0.5) if alpha else content
     if not mask.any():
         raise InputError(f"The object mask of {image.path or 'an image'} vanishes at {size}px.")
-    return Prepared(rgb, mask, plan, image.mask is not None)
+    return Prepared(rgb, mask, plan, alpha, content)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One backbone pass over prepared images.
+
+    blocks: (B, L, C, h, w) backbone block features; masks: per image, the (S, S) bool object
+    mask matches are restricted to; sources: where each mask came from; saliency: (B, S, S)
+    decoder maps when they were computed, else None.
+    """
+
+    blocks: torch.Tensor
+    masks: tuple[torch.Tensor, ...]
+    sources: tuple[MaskSource, ...]
+    saliency: torch.Tensor | None = None
+
+
+def resolve_object_mask(prepared: Prepared, policy: ObjectMaskPolicy, saliency: torch.Tensor | None) -> tuple[torch.Tensor, MaskSource]:
+    """The mask ``policy`` gives for one image (see the module docstring), and its source.
+    saliency: (S, S) decoder map, or None when the backbone has no decoder."""
+    from funcorr.backbones.saliency import saliency_object_mask
+
+    if policy == "alpha" or (policy == "auto" and prepared.has_mask):
+        return prepared.mask, "alpha" if prepared.has_mask else "full"
+    if policy in ("saliency", "auto") and saliency is not None:
+        mask = saliency_object_mask(saliency, prepared.image_area)
+        if mask is not None:
+            return mask.to(prepared.mask.device), "saliency"
+    return prepared.image_area, "full"
 
 
 @dataclass
@@ -76,6 +145,7 @@ class Matcher:
             self.backbone = load_backbone(
                 cfg.backbone, layers=cfg.layers, stride=cfg.stride, weights=cfg.weights, pretrained=cfg.pretrained, device=self.device
             )
+        self._warned_no_decoder = False
         grid = self.backbone.grid
         if (cfg.image_size - grid.patch_size) % grid.stride:
             raise InputError(
@@ -93,6 +163,36 @@ class Matcher:
     def prepare(self, image: LoadedImage) -> Prepared:
         return prepare_image(image, self.config.image_size, self.config.resize)
 
+    @property
+    def has_decoder(self) -> bool:
+        """Whether the backbone carries a salient-object decoder (saliency masks available)."""
+        return getattr(self.backbone, "decoder", None) is not None
+
+    def _needs_saliency(self, images: list[Prepared]) -> bool:
+        policy = self.config.object_mask
+        wanted = policy == "saliency" or (policy == "auto" and not all(p.has_mask for p in images))
+        if wanted and not self.has_decoder and not self._warned_no_decoder:
+            self._warned_no_decoder = True
+            name = "the checkpoint's backbone" if self.head is not None else self.config.backbone
+            warnings.warn(f"{name} has no salient-object decoder: object masks fall back to the full image.", stacklevel=3)
+        return wanted and self.has_decoder
+
+    @torch.no_grad()
+    def encode(self, images: list[Prepared]) -> Encoded:
+        """One batched backbone pass: block features, and the object mask of each image under
+        ``config.object_mask`` (the saliency map comes from the same pass)."""
+        saliency = self._needs_saliency(images)
+        blocks, maps = [], []
+        for start in range(0, len(images), self.config.batch_size):
+            batch = torch.stack([p.rgb for p in images[start : start + self.config.batch_size]]).to(self.device)
+            encoding = self.backbone.encode(batch, saliency=saliency)
+            blocks.append(encoding.blocks)
+            if encoding.saliency is not None:
+                maps.append(encoding.saliency)
+        sal = torch.cat(maps) if maps else None
+        resolved = [resolve_object_mask(p, self.config.object_mask, None if sal is None else sal[i]) for i, p in enumerate(images)]
+        return Encoded(torch.cat(blocks), tuple(m for m, _ in resolved), tuple(s for _, s in resolved), sal)
+
     @torch.no_grad()
     def block_features(self, images: list[Prepared]) -> torch.Tensor:
         """Backbone block features of prepared images, batched. (B, L, C, h, w)."""
@@ -103,23 +203,24 @@ class Matcher:
         return torch.cat(out)
 
     @torch.no_grad()
-    def features(self, images: list[Prepared], blocks: torch.Tensor | None = None) -> list[ImageFeatures]:
-        """Queryable per-pixel features for each prepared image (``blocks``: precomputed
-        :meth:`block_features`, so callers needing part masks too run the backbone once)."""
-        blocks = self.block_features(images) if blocks is None else blocks
+    def features(self, images: list[Prepared], encoded: Encoded | None = None) -> list[ImageFeatures]:
+        """Queryable per-pixel features for each prepared image, restricted to its object mask
+        (``encoded``: a precomputed :meth:`encode`, so callers needing part masks too run the
+        backbone once)."""
+        encoded = self.encode(images) if encoded is None else encoded
         size = (self.config.image_size, self.config.image_size)
         result = []
-        for prepared, block in zip(images, blocks):
+        for block, mask in zip(encoded.blocks, encoded.masks):
             if self.head is None:
-                result.append(feature_map_features(block.mean(dim=0), self.backbone.grid, size, prepared.mask))
+                result.append(feature_map_features(block.mean(dim=0), self.backbone.grid, size, mask))
             else:
-                result.append(head_image_features(self.head, block, self.backbone.grid, self.text_embedding[0], size, prepared.mask))
+                result.append(head_image_features(self.head, block, self.backbone.grid, self.text_embedding[0], size, mask))
         return result
 
     @torch.no_grad()
-    def predicted_part_mask(self, images: list[Prepared], blocks: torch.Tensor | None = None) -> list[torch.Tensor] | None:
+    def predicted_part_mask(self, images: list[Prepared], encoded: Encoded | None = None) -> list[torch.Tensor] | None:
         """The head's functional-part mask per image (None without a mask head)."""
         if self.head is None or self.head.mask_proj is None:
             return None
-        blocks = self.block_features(images) if blocks is None else blocks
-        return [head_part_mask(self.head, block, self.backbone.grid, self.text_embedding[0], p.mask) for p, block in zip(images, blocks)]
+        encoded = self.encode(images) if encoded is None else encoded
+        return [head_part_mask(self.head, block, self.backbone.grid, self.text_embedding[0], mask) for block, mask in zip(encoded.blocks, encoded.masks)]

@@ -9,6 +9,7 @@ Endpoints (JSON unless noted; points in original image pixels):
 * ``POST /api/prepare`` features of both images (cached);
 * ``POST /api/click`` match of one source point: target point, modes, heat map (data URL);
 * ``POST /api/discover`` top-K discovered matches; ``POST /api/labels`` label-transfer colouring;
+* ``POST /api/masks`` the object mask each image is matched within, as overlays (data URLs);
 * ``POST /api/export.json`` / ``POST /api/export.png`` the current result as a download.
 
 The app only answers requests addressed to 127.0.0.1 / localhost (a guard against DNS
@@ -50,9 +51,10 @@ class ChoiceBody(BaseModel):
     backbone: str
     checkpoint: str | None = None
     function: str | None = None
+    object_mask: str | None = None
 
     def choice(self) -> MatcherChoice:
-        return MatcherChoice(self.backbone, self.checkpoint or None, self.function or None)
+        return MatcherChoice(self.backbone, self.checkpoint or None, self.function or None, self.object_mask or None)
 
 
 class PairBody(BaseModel):
@@ -76,9 +78,10 @@ class ExportBody(PairBody):
     top_k: int | None = Field(None, ge=1, le=200)
     heatmap: bool = True
     labels: bool = False
+    masks: bool = False
 
     def request(self) -> ExportRequest:
-        return ExportRequest(self.source, self.target, self.matcher.choice(), self.point, self.top_k, self.heatmap, self.labels)
+        return ExportRequest(self.source, self.target, self.matcher.choice(), self.point, self.top_k, self.heatmap, self.labels, self.masks)
 
 
 class LoadPairBody(BaseModel):
@@ -233,6 +236,11 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> 
     def labels(body: PairBody) -> dict:
         left, right, ms = viewer.label_transfer(body.source, body.target, body.matcher.choice())
         return {"source": data_url(left), "target": data_url(right), "ms": ms}
+
+    @app.post("/api/masks")
+    def masks(body: PairBody) -> dict:
+        found = viewer.object_masks(body.source, body.target, body.matcher.choice())
+        return {role: {**info, "png": data_url(info["png"])} for role, info in found.items()}
 
     @app.post("/api/export.json")
     def export_json(body: ExportBody) -> JSONResponse:

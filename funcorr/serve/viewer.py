@@ -8,6 +8,10 @@ A :class:`Viewer` keeps, in bounded LRU caches:
   :func:`~funcorr.model.matching.similarity_heatmap` call plus drawing;
 * per-pair results that take longer (discovered matches, label-transfer colouring).
 
+The object mask each image is matched within (``MatcherConfig.object_mask``: alpha, the
+backbone's saliency decoder, or the full image) is chosen per request and can be shown as an
+overlay (:meth:`Viewer.object_masks`).
+
 Positions exchanged with the page are original image pixels (x = column, y = row, (0, 0) the
 centre of the top-left pixel); overlay pictures cover the original image at display size
 (longest side at most ``display_max``), so the page stretches them over the image it shows.
@@ -30,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from funcorr.images import InputError, LoadedImage, Resize
-from funcorr.model.matcher import Matcher, MatcherConfig, Prepared
+from funcorr.model.matcher import OBJECT_MASK_POLICIES, Matcher, MatcherConfig, Prepared
 from funcorr.model.matching import Discovery, ImageFeatures, discover, mask_pixels, similarity_heatmap, spread_out, transfer_points
 from funcorr.serve.cache import LRUCache
 from funcorr.serve.pairs import DatasetPairs
@@ -84,11 +88,13 @@ class ViewerConfig:
 
 @dataclass(frozen=True)
 class MatcherChoice:
-    """What the page's selects name: a backbone, or a checkpoint (by its path as listed), and a function."""
+    """What the page's selects name: a backbone, or a checkpoint (by its path as listed), a
+    function, and the object-mask policy (None: the server's default)."""
 
     backbone: str
     checkpoint: str | None = None
     function: str | None = None
+    object_mask: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class ExportRequest:
     top_k: int | None = None
     heatmap: bool = True
     labels: bool = False
+    masks: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,10 +133,12 @@ class StoredImage:
 
 @dataclass(frozen=True)
 class ImageState:
-    """An image ready to match: network-size preparation and queryable features."""
+    """An image ready to match: network-size preparation, queryable features (restricted to
+    the object mask) and where that mask came from (alpha, saliency or full)."""
 
     prepared: Prepared
     features: ImageFeatures
+    mask_source: str = "alpha"
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,21 @@ def overlay_heatmap(stored: StoredImage, plan: Resize, heat: torch.Tensor) -> np
     return heatmap_overlay(stored.display, values)
 
 
+def mask_overlay_rgba(stored: StoredImage, plan: Resize, mask: torch.Tensor) -> np.ndarray:
+    """A transparent (h, w, 4) uint8 layer over the display copy: outside the (S, S) object
+    mask veiled in white, its boundary drawn, inside clear."""
+    from scipy import ndimage
+
+    h, w = stored.display.shape[:2]
+    net_xy = plan.to_net(display_to_original(stored.image.size, (w, h)))
+    inside = (sample_network_map(mask[None].float().cpu(), net_xy, mode="nearest")[:, 0] > 0.5).reshape(h, w).numpy()
+    layer = np.zeros((h, w, 4), np.uint8)
+    layer[~inside] = (255, 255, 255, 140)
+    edge = inside & ~ndimage.binary_erosion(inside, border_value=0)
+    layer[ndimage.binary_dilation(edge)] = (0, 200, 255, 255)
+    return layer
+
+
 def overlay_positions(stored: StoredImage, state: ImageState, source_net_xy: Callable[[torch.Tensor], torch.Tensor], size: int) -> np.ndarray:
     """Paint each object pixel of the display copy with :func:`position_colours` of the source
     network position ``source_net_xy(its network xy)`` (the label-transfer colouring)."""
@@ -266,7 +290,7 @@ class Viewer:
 
     def default_choice(self) -> MatcherChoice:
         cfg = self.config.defaults
-        return MatcherChoice(cfg.backbone, cfg.checkpoint, cfg.function)
+        return MatcherChoice(cfg.backbone, cfg.checkpoint, cfg.function, cfg.object_mask)
 
     def options(self) -> dict:
         """What the page's selects offer, and the defaults."""
@@ -282,6 +306,7 @@ class Viewer:
             "checkpoints": [str(path) for path in self.config.checkpoints],
             "functions": list(function_names()),
             "defaults": dataclasses.asdict(self.default_choice()),
+            "object_masks": list(OBJECT_MASK_POLICIES),
             "image_size": cfg.image_size,
             "display_max": self.config.display_max,
             "mode_rule": dataclasses.asdict(self.config.modes),
@@ -301,7 +326,15 @@ class Viewer:
             resolve_function(choice.function)
         if choice.checkpoint is not None and not choice.function:
             raise InputError("A trained checkpoint needs a function (e.g. pour-with).")
-        return dataclasses.replace(self.config.defaults, backbone=choice.backbone, checkpoint=choice.checkpoint, function=choice.function or None)
+        if choice.object_mask is not None and choice.object_mask not in OBJECT_MASK_POLICIES:
+            raise InputError(f"Unknown object mask {choice.object_mask!r}; choose one of {', '.join(OBJECT_MASK_POLICIES)}.")
+        return dataclasses.replace(
+            self.config.defaults,
+            backbone=choice.backbone,
+            checkpoint=choice.checkpoint,
+            function=choice.function or None,
+            object_mask=choice.object_mask or self.config.defaults.object_mask,
+        )
 
     @staticmethod
     def feature_key(config: MatcherConfig) -> tuple:
@@ -352,7 +385,8 @@ class Viewer:
 
             def compute() -> ImageState:
                 prepared = matcher.prepare(stored.image)
-                return ImageState(prepared, matcher.features([prepared])[0])
+                encoded = matcher.encode([prepared])
+                return ImageState(prepared, matcher.features([prepared], encoded)[0], encoded.sources[0])
 
             return self.features.get_or_create((key, self.feature_key(matcher.config)), compute)
 
@@ -464,6 +498,15 @@ class Viewer:
             left, right = self.results.get_or_create(key, compute)
         return left, right, _ms_since(start)
 
+    def object_masks(self, source: str, target: str, choice: MatcherChoice) -> dict:
+        """Each image's object mask as a transparent overlay PNG, and where it came from."""
+        answer = {}
+        for role, key in (("source", source), ("target", target)):
+            stored, state = self.image(key), self.image_state(key, choice)
+            layer = mask_overlay_rgba(stored, state.prepared.plan, state.features.mask)
+            answer[role] = {"png": png_bytes(layer), "source": state.mask_source, "pixels_at_network_size": int(state.features.mask.sum())}
+        return answer
+
     # ---- dataset -------------------------------------------------------------------------
 
     def pairs(self) -> dict:
@@ -489,6 +532,10 @@ class Viewer:
             **record_header(src_stored.info(), tgt_stored.info(), self.matcher(request.choice)),
             "function": request.choice.function,
             "mode_rule": dataclasses.asdict(self.config.modes),
+            "object_masks": [
+                {"image": role, "source": state.mask_source, "pixels_at_network_size": int(state.features.mask.sum())}
+                for role, state in (("source", self.image_state(request.source, request.choice)), ("target", self.image_state(request.target, request.choice)))
+            ],
         }
         if request.point is not None:
             record["click"] = self.click(request.source, request.target, request.choice, request.point, heatmap=False).to_json()
@@ -523,6 +570,9 @@ class Viewer:
             src_points += [m["source"] for m in matches]
             tgt_points += [m["target"] for m in matches]
             point_colours += [tuple(c) for c in colours(len(matches))]
+        if request.masks:
+            masks = self.object_masks(request.source, request.target, request.choice)
+            left, right = _veil(left, masks["source"]["png"]), _veil(right, masks["target"]["png"])
         picture = draw_matches(
             left,
             right,
@@ -537,6 +587,13 @@ class Viewer:
         for x, y in rings:
             draw.ellipse([x - radius, y - radius, x + radius, y + radius], outline=(255, 40, 40), width=2)
         return png_bytes(picture)
+
+
+def _veil(picture: np.ndarray, layer_png: bytes) -> np.ndarray:
+    """Composite a transparent overlay PNG onto an (h, w, 3) picture of the same display size."""
+    with Image.open(io.BytesIO(layer_png)) as layer:
+        base = Image.fromarray(picture).convert("RGBA")
+        return np.asarray(Image.alpha_composite(base, layer.convert("RGBA").resize(base.size)).convert("RGB"))
 
 
 def _decode_png(data: bytes) -> np.ndarray:

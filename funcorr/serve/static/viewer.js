@@ -12,6 +12,7 @@ const state = {
   point: null,                              // clicked source point [x, y]
   click: null,                              // last /api/click answer
   labels: null,                             // last /api/labels answer
+  masks: null,                              // last /api/masks answer
   top: null,                                // last /api/discover answer
   seq: 0,                                   // request generation: stale answers are dropped
 };
@@ -60,6 +61,7 @@ function choice() {
     backbone: $("backbone").value,
     checkpoint: $("checkpoint").value || null,
     function: $("function").value || null,
+    object_mask: $("object-mask").value || null,
   };
 }
 
@@ -139,8 +141,18 @@ function drawOverlays() {
   setOverlay("target", labels ? state.labels.target : heat || null);
 }
 
+// The object masks veil what lies outside the matched pixels, above any other overlay.
+function drawMasks() {
+  for (const role of ROLES) {
+    const img = pane(role).querySelector("img.mask-overlay");
+    const layer = $("show-masks").checked && state.masks && state.masks[role];
+    if (layer) { img.src = layer.png; img.hidden = false; } else { img.hidden = true; img.removeAttribute("src"); }
+  }
+}
+
 function redraw() {
   drawOverlays();
+  drawMasks();
   drawMarks();
   $("download-json").disabled = $("download-png").disabled = !bothLoaded();
 }
@@ -151,6 +163,7 @@ function forgetResults() {
   if (state.click) $("match").textContent = "No point clicked yet.";
   state.click = null;
   state.labels = null;
+  state.masks = null;
   state.top = null;
 }
 
@@ -204,6 +217,7 @@ async function refresh() {
   updateNote();
   if (state.point) await clickAt(...state.point);
   if ($("show-labels").checked) await loadLabels();
+  if ($("show-masks").checked) await loadMasks();
   if ($("show-topk").checked) await loadTop();
   document.body.dataset.ready = "true";
 }
@@ -237,6 +251,14 @@ async function loadLabels() {
   setStatus(`Label transfer: ${result.ms.toFixed(0)} ms. Colours encode source position; each target pixel takes its match's colour.`);
 }
 
+async function loadMasks() {
+  const result = await step("Computing object masks", () => apiJson("/api/masks", pairBody()));
+  if (!result) return;
+  state.masks = result;
+  redraw();
+  setStatus(`Object masks: source from ${result.source.source}, target from ${result.target.source} (veiled: not matched).`);
+}
+
 async function loadTop() {
   const k = Math.max(1, Math.min(200, Number($("topk-k").value) || 10));
   const result = await step("Discovering matches", () => apiJson("/api/discover", pairBody({ k })));
@@ -260,6 +282,7 @@ async function download(kind) {
     top_k: $("show-topk").checked ? Math.max(1, Number($("topk-k").value) || 10) : null,
     heatmap: $("show-heatmap").checked,
     labels: $("show-labels").checked,
+    masks: $("show-masks").checked,
   });
   await step(`Preparing ${kind.toUpperCase()}`, async () => {
     const blob = await (await api(`/api/export.${kind}`, body)).blob();
@@ -304,9 +327,10 @@ function listen() {
     $(`${role}-file`).addEventListener("change", (e) => e.target.files[0] && uploadImage(role, e.target.files[0]));
   }
   $("pair-select").addEventListener("change", (e) => loadPair(e.target.value));
-  for (const id of ["backbone", "checkpoint", "function"]) $(id).addEventListener("change", refresh);
+  for (const id of ["backbone", "checkpoint", "function", "object-mask"]) $(id).addEventListener("change", refresh);
   $("show-heatmap").addEventListener("change", () => (state.point ? clickAt(...state.point) : redraw()));
   $("show-labels").addEventListener("change", () => ($("show-labels").checked && bothLoaded() && !state.labels ? loadLabels() : redraw()));
+  $("show-masks").addEventListener("change", () => ($("show-masks").checked && bothLoaded() && !state.masks ? loadMasks() : redraw()));
   $("show-topk").addEventListener("change", () => ($("show-topk").checked && bothLoaded() ? loadTop() : redraw()));
   $("topk-k").addEventListener("change", () => $("show-topk").checked && bothLoaded() && loadTop());
   window.addEventListener("resize", () => ROLES.forEach(fitImage));
@@ -335,9 +359,11 @@ async function init() {
   })));
   fillSelect($("checkpoint"), options.checkpoints.map((c) => ({ value: c, text: c.split("/").slice(-2).join("/"), title: c })));
   fillSelect($("function"), options.functions.map((f) => ({ value: f, text: f })));
+  fillSelect($("object-mask"), options.object_masks.map((m) => ({ value: m, text: m })));
   $("backbone").value = options.defaults.backbone;
   $("checkpoint").value = options.defaults.checkpoint || "";
   $("function").value = options.defaults.function || "";
+  $("object-mask").value = options.defaults.object_mask || "alpha";
 
   const pairs = await step("", () => apiJson("/api/pairs"));
   if (pairs && pairs.available) {
