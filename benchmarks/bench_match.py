@@ -1,6 +1,6 @@
 """Exact dense matching: brute force vs the pruned cell search, measured in one run.
 
-    python benchmarks/bench_match.py [--backbone dinov2-s14] [--pairs 3] [--device auto]
+    python benchmarks/bench_match.py [--backbone dinov2-s14] [--pairs 3] [--device auto] [--threads 2]
 
 For objects of about 8k pixels (the rendered datasets' mean) and 21k pixels (42 % of a
 224 x 224 frame), every object pixel of the source is matched into the target object:
@@ -77,7 +77,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sizes", type=int, nargs="+", default=[8000, 21000], help="object pixels")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     matcher = Matcher(MatcherConfig(backbone=args.backbone, device=args.device, batch_size=8))
     print(f"device {matcher.device}, {args.backbone}, {machine_line()}")
     measure(matcher, [prepared_pair(0, 2000)])  # warm-up: first calls allocate and pick kernels

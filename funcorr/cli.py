@@ -87,8 +87,14 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=positive_int, default=224, help="network input size in pixels (square)")
     parser.add_argument("--resize", choices=["pad", "resize"], default="pad", help="keep aspect and pad, or stretch")
     parser.add_argument("--weights", help="local weights directory for hub backbones")
-    parser.add_argument("--checkpoint", help="trained funcorr head (.safetensors; a funcorr 0.1 .pt is read as plain data only)")
-    parser.add_argument("--function", help="function such as pour-with (needed with --checkpoint)")
+    parser.add_argument(
+        "--model",
+        default="auto",
+        help="trained functional model: auto (the shipped funcorr-s14 whenever a function is given with its "
+        "backbone; default), none (raw backbone features), a shipped model's name, or a .safetensors path",
+    )
+    parser.add_argument("--checkpoint", help="trained funcorr head (.safetensors; a funcorr 0.1 .pt is read as plain data only); same as --model PATH")
+    parser.add_argument("--function", help="function such as pour-with (selects the trained model with --model auto)")
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--object-mask",

@@ -37,13 +37,14 @@ def _demo(args) -> int:
 
     out = Path(args.out)
     source, target = render_demo_images(out)
-    extra = ["--checkpoint", args.checkpoint] if args.checkpoint else []
+    extra = ["--checkpoint", args.checkpoint] if args.checkpoint else ["--model", args.model]
     return main(["match", str(source), str(target), "--function", "pour-with", "--top", "15", "--device", args.device, "--out", str(out), *extra])
 
 
 def register(sub) -> None:
     parser = sub.add_parser("demo", help="match two built-in rendered objects and write a picture")
     parser.add_argument("--out", default="demo", help="output directory (default: demo)")
-    parser.add_argument("--checkpoint", help="trained head to use instead of raw features")
+    parser.add_argument("--model", default="auto", help="auto (the shipped funcorr-s14 model; default), none (raw DINOv2 features), or a model name / .safetensors path")
+    parser.add_argument("--checkpoint", help="trained head to use instead of the shipped model")
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=_demo)

@@ -203,7 +203,24 @@ def write_outputs(record: dict, picture: np.ndarray, out_dir: Path) -> list[Path
     return write_all(out_dir, writers)
 
 
-def matcher_config_from_args(args) -> MatcherConfig:
+def checkpoint_from_args(args, function_known: bool = False) -> str | None:
+    """The checkpoint the CLI's ``--checkpoint`` / ``--model`` select (None: raw features).
+
+    ``function_known``: the command supplies functions itself (each benchmark pair or
+    FunKPoint action has one), so ``--model auto`` picks the shipped model without --function."""
+    from funcorr.model.zoo import AUTO, resolve_model
+
+    model = getattr(args, "model", None)
+    if args.checkpoint:
+        if model not in (None, AUTO):
+            raise InputError("Give either --checkpoint or --model, not both.")
+        return args.checkpoint
+    function = args.function or ("(given per pair)" if function_known else None)
+    path = resolve_model(model, function, args.backbone)
+    return None if path is None else str(path)
+
+
+def matcher_config_from_args(args, function_known: bool = False) -> MatcherConfig:
     """MatcherConfig from the shared backbone options of the CLI."""
     return MatcherConfig(
         backbone=args.backbone,
@@ -213,7 +230,7 @@ def matcher_config_from_args(args) -> MatcherConfig:
         resize=args.resize,
         device=args.device,
         weights=args.weights,
-        checkpoint=args.checkpoint,
+        checkpoint=checkpoint_from_args(args, function_known),
         function=args.function,
         object_mask=getattr(args, "object_mask", None) or MatcherConfig.object_mask,
     )

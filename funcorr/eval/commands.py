@@ -21,28 +21,34 @@ def _print_paths(paths) -> None:
 
 
 def _matcher(args: argparse.Namespace, function: str | None = None):
+    """The matcher of ``--method`` / ``--model`` / ``--checkpoint``. ``function``: the first
+    function the benchmark asks for (pairs and actions carry their own), which makes
+    ``--model auto`` pick the shipped model; an explicit ``--method BACKBONE`` means that
+    backbone's raw features."""
     from funcorr.backbones import BACKBONES
     from funcorr.images import InputError
     from funcorr.match import matcher_config_from_args
     from funcorr.model.matcher import Matcher
 
-    config = matcher_config_from_args(args)
     method = getattr(args, "method", None)
     if method == "checkpoint" and not args.checkpoint:
         raise InputError("--method checkpoint needs --checkpoint PATH.")
-    if method not in (None, "checkpoint") and not args.checkpoint:
-        config.backbone = method
-    if not args.checkpoint and config.backbone not in BACKBONES:
+    raw = method not in (None, "checkpoint") and not args.checkpoint
+    config = matcher_config_from_args(args, function_known=function is not None and not raw)
+    if raw:
+        config.backbone, config.checkpoint = method, None
+    if config.checkpoint is None and config.backbone not in BACKBONES:
         raise InputError(f"Unknown method {config.backbone!r}: use chance, checkpoint or a backbone ({', '.join(sorted(BACKBONES))}).")
-    if args.checkpoint and function is not None and config.function is None:
+    if config.checkpoint is not None and function is not None and config.function is None:
         config.function = function
     return Matcher(config)
 
 
-def _method_label(args: argparse.Namespace) -> str:
-    if args.checkpoint:
-        return f"checkpoint:{Path(args.checkpoint).stem}"
-    return args.method or args.backbone
+def _method_label(matcher) -> str:
+    """What a result table calls the method: the model's or checkpoint's name, else the backbone."""
+    if matcher.config.checkpoint:
+        return f"model:{Path(matcher.config.checkpoint).stem}"
+    return matcher.config.backbone
 
 
 # --------------------------------------------------------------------------- functional
@@ -83,12 +89,14 @@ def _functional(args: argparse.Namespace) -> int:
         discovery=not args.no_discovery,
         shard=parse_shard(args.shard) if args.shard else None,
     )
-    label = _method_label(args)
+    label = "chance"
     features = None
     if args.method == "chance" and not args.checkpoint:
         matcher = ChanceMatcher(args.seed)
     else:
-        features = MatcherFeatures(_matcher(args, function=str(pairs[0]["function"])))
+        feature_matcher = _matcher(args, function=str(pairs[0]["function"]))
+        label = _method_label(feature_matcher)
+        features = MatcherFeatures(feature_matcher)
         matcher = NearestNeighbourMatcher(soft_window=args.soft_window)
     parts = load_part_predictor(args.parts, features)
     if parts is not None:
@@ -113,13 +121,46 @@ def _keypoint_pairs(args: argparse.Namespace):
     from funcorr.eval.soco import SOCOPairs
 
     root = Path(args.data)
-    fmt = args.format
-    if fmt == "auto":
-        fmt = "soco" if (root / "PairAnnotations").is_dir() else "spair"
+    fmt = _keypoint_format(args)
     if fmt == "spair":
-        return fmt, [("intra", SPairPairs(root, split=args.split, categories=args.categories, max_pairs=args.max_pairs))]
+        return fmt, [("intra", SPairPairs(root, split=args.split, categories=args.categories, max_pairs=args.max_pairs, allow_abs=args.allow_abs))]
     types = ("intra", "cross") if args.pair_type == "both" else (args.pair_type,)
     return fmt, [(t, SOCOPairs(root, t, categories=args.categories, max_pairs_per_category=args.max_pairs)) for t in types]
+
+
+def _keypoint_format(args: argparse.Namespace) -> str:
+    """--format, with ``auto`` decided by the folder's layout."""
+    root = Path(args.data)
+    if args.format != "auto":
+        return args.format
+    if (root / "PairAnnotations").is_dir():
+        return "soco"
+    if any((p / "references.csv").is_file() for p in root.iterdir() if p.is_dir()):
+        return "funkpoint"
+    return "spair"
+
+
+def _funkpoint(args: argparse.Namespace) -> int:
+    from funcorr.eval.funkpoint import FunKPointConfig, evaluate_funkpoint, function_for_action, read_funkpoint, summarise
+    from funcorr.eval.report import result_document, write_outputs
+
+    actions = read_funkpoint(args.data, args.categories)
+    config = FunKPointConfig(alpha=args.alpha[0] if args.alpha else 0.1, soft_window=args.soft_window)
+    chance = args.method == "chance" and not args.checkpoint
+    matcher = None if chance else _matcher(args, function=function_for_action(actions[0].name))
+    label = "chance" if chance else _method_label(matcher)
+    scores = evaluate_funkpoint(actions, matcher, config, seed=args.seed, progress=True)
+    summary = summarise(scores, config.alpha)
+    functions = {a.name: function_for_action(a.name) for a in actions}
+    for action, function in functions.items():
+        summary["per_action"][action]["function"] = function
+    results = {"method": label, **summary, "points_detail": [asdict(s) for s in scores]}
+    record = {**{k: v for k, v in vars(args).items() if k != "func"}, "protocol": asdict(config)}
+    document = result_document("funkpoint", record, results)
+    _print_paths(write_outputs(document, Path(args.out), f"funkpoint_{_slug(args.name or label)}"))
+    per_action = ", ".join(f"{a} {100 * v['pck']:.1f}" for a, v in summary["per_action"].items())
+    print(f"{label}: FunKPoint PCK@{config.alpha:g} overall {100 * summary['overall']:.1f} ({summary['points']} points); {per_action}")
+    return 0
 
 
 def _soco_protocol(args: argparse.Namespace) -> int:
@@ -169,14 +210,19 @@ def _keypoints(args: argparse.Namespace) -> int:
     if not Path(args.data).is_dir():
         raise InputError(f"No keypoint dataset folder at {args.data}.")
     torch.manual_seed(args.seed)
+    if _keypoint_format(args) == "funkpoint":
+        if args.flip or args.protocol == "soco":
+            raise InputError("FunKPoint runs funcorr's protocol without --flip (benchmarks/keypoint_options.py measures --flip on it); drop --flip / --protocol soco.")
+        return _funkpoint(args)
     if args.protocol == "soco":
         return _soco_protocol(args)
     fmt, sources = _keypoint_pairs(args)
-    config = KeypointConfig(alphas=tuple(args.alpha), tasks=tuple(args.tasks), strict=args.strict)
+    config = KeypointConfig(alphas=tuple(args.alpha or (0.05, 0.1, 0.15)), tasks=tuple(args.tasks), strict=args.strict)
     if args.method == "chance" and not args.checkpoint:
         method = ChanceKeypointMethod(args.seed)
     else:
-        method = FeatureKeypointMethod.from_matcher(_matcher(args), _method_label(args), soft_window=args.soft_window, flip=args.flip)
+        matcher = _matcher(args)
+        method = FeatureKeypointMethod.from_matcher(matcher, _method_label(matcher), soft_window=args.soft_window, flip=args.flip)
     supers = load_super_categories(args.super_categories, fmt)
     scores = []
     for _, pairs in sources:
@@ -215,14 +261,6 @@ def _lvlm(args: argparse.Namespace) -> int:
 
     if (args.questions is None) == (args.data is None):
         raise InputError("Give exactly one of --questions FILE or --data DIR.")
-    if args.questions is not None:
-        questions = read_questions(args.questions)
-    else:
-        root = Path(args.data)
-        pairs = SOCOPairs(root, args.pair_type, max_pairs_per_category=args.max_pairs) if (root / "PairAnnotations").is_dir() else SPairPairs(root, max_pairs=args.max_pairs)
-        questions = questions_from_pairs(pairs, args.mode, seed=args.seed)
-    if args.max_questions is not None:
-        questions = questions[: args.max_questions]
     if args.baseline == "random":
         answerer = RandomAnswerer(args.seed)
     elif args.baseline == "random++":
@@ -231,6 +269,15 @@ def _lvlm(args: argparse.Namespace) -> int:
         if not args.base_url or not args.model:
             raise InputError("An LVLM needs --base-url and --model (or use --baseline random / random++).")
         answerer = LVLMAnswerer(OpenAIChatClient(args.base_url, args.model, os.environ.get(args.api_key_env) if args.api_key_env else None, timeout_s=args.timeout))
+        answerer.client.check_reachable()
+    if args.questions is not None:
+        questions = read_questions(args.questions)
+    else:
+        root = Path(args.data)
+        pairs = SOCOPairs(root, args.pair_type, max_pairs_per_category=args.max_pairs) if (root / "PairAnnotations").is_dir() else SPairPairs(root, max_pairs=args.max_pairs, allow_abs=args.allow_abs)
+        questions = questions_from_pairs(pairs, args.mode, seed=args.seed)
+    if args.max_questions is not None:
+        questions = questions[: args.max_questions]
     results = evaluate_lvlm(questions, answerer, circular_eval=not args.no_circular, progress=True)
     record = {k: v for k, v in vars(args).items() if k not in ("func", "api_key_env")}
     document = result_document("lvlm", record, results.to_record())
@@ -273,18 +320,19 @@ def register(sub) -> None:
 
     keypoints = tasks.add_parser("keypoints", help="PCK on SPair-71k-style or SOCO pairs (SOC, CC, Cross-SOC, SOC-geo)")
     keypoints.add_argument("--data", required=True, help="SPair folder (pairs.json or PairAnnotation/) or SOCO root")
-    keypoints.add_argument("--format", choices=["auto", "spair", "soco"], default="auto")
+    keypoints.add_argument("--format", choices=["auto", "spair", "soco", "funkpoint"], default="auto", help="auto: from the folder layout; funkpoint: <Action>/references.csv + tests.csv (real photos, PCK of the image side)")
     keypoints.add_argument("--split", default="test", help="SPair-71k split")
     keypoints.add_argument("--pair-type", choices=["intra", "cross", "both"], default="both", help="SOCO pair type")
-    keypoints.add_argument("--categories", nargs="+", help="only these categories / pair groups")
+    keypoints.add_argument("--categories", nargs="+", help="only these categories / pair groups (FunKPoint: actions)")
     keypoints.add_argument("--method", default=None, help="chance, or a registered backbone (default: --backbone)")
-    keypoints.add_argument("--alpha", type=float, nargs="+", default=[0.05, 0.1, 0.15], help="PCK thresholds as fractions of the reference length")
+    keypoints.add_argument("--alpha", type=positive_float, nargs="+", help="PCK thresholds as fractions of the reference length (default 0.05 0.1 0.15; FunKPoint: 0.1)")
     keypoints.add_argument("--tasks", nargs="+", choices=["soc", "cc", "soc_geo"], default=["soc", "cc", "soc_geo"])
     keypoints.add_argument("--strict", action="store_true", help="count error < threshold (SOCO's code) instead of <=")
-    keypoints.add_argument("--soft-window", type=float, help="soft-argmax refinement radius (network px)")
+    keypoints.add_argument("--soft-window", type=positive_float, help="soft-argmax refinement radius (network px)")
     keypoints.add_argument("--protocol", choices=["funcorr", "soco"], default="funcorr", help="funcorr: 224 px, last 3 blocks, cell centres, <= (default); soco: SOCO's evaluate_dinov2.py exactly (798 px white-padded, final block, argmax at the cell corner, <, pair -> category -> mean)")
     keypoints.add_argument("--soco-size", type=positive_int, default=800, help="--protocol soco: requested input size, rounded to a patch multiple as SOCO does (800 -> 798)")
     keypoints.add_argument("--flip", action="store_true", help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better")
+    keypoints.add_argument("--allow-abs", action="store_true", help="let pairs.json name images by absolute path (default: names stay inside --data)")
     keypoints.add_argument("--super-categories", help="JSON {category: super-category} (default for SPair: PASCAL groups)")
     _common(keypoints)
     add_feature_options(keypoints)
@@ -293,6 +341,7 @@ def register(sub) -> None:
     lvlm = tasks.add_parser("lvlm", help="SOCO multiple-choice keypoint questions for an OpenAI-compatible LVLM endpoint")
     lvlm.add_argument("--data", help="SOCO root or SPair folder to build questions from")
     lvlm.add_argument("--questions", help="JSON/JSONL questions file instead of --data")
+    lvlm.add_argument("--allow-abs", action="store_true", help="let pairs.json name images by absolute path (default: names stay inside --data)")
     lvlm.add_argument("--pair-type", choices=["intra", "cross"], default="intra")
     lvlm.add_argument("--mode", choices=["visual", "visual+description", "description"], default="visual")
     lvlm.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")

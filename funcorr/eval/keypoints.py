@@ -42,6 +42,7 @@ import torch
 
 from funcorr.backbones.base import FeatureGrid, pixel_to_cell
 from funcorr.eval.metrics import nanmean, pck_at
+from funcorr.files import confined
 from funcorr.images import InputError, LoadedImage, ResizePolicy, load_image
 from funcorr.model.flip import choose_orientation, mirrored_prepared, unmirror
 from funcorr.model.matcher import Prepared, prepare_image
@@ -141,10 +142,21 @@ def parse_bbox(value: Sequence[float] | None) -> tuple[float, float, float, floa
     return tuple(float(v) for v in value)  # type: ignore[return-value]
 
 
-def _resolve_image(root: Path, name: str, category: str) -> Path:
+def _resolve_image(root: Path, name: str, category: str, allow_abs: bool = False) -> Path:
     """Find an image given as a path relative to ``root``, under ``images/``, SPair's
-    ``JPEGImages/<category>/``, or with any leading prefix (``SPair-71k/JPEGImages/...``)."""
-    parts = Path(name).parts
+    ``JPEGImages/<category>/``, or with any leading prefix (``SPair-71k/JPEGImages/...``).
+
+    Names never lead out of ``root`` with ``..``; an absolute name is used as it is only with
+    ``allow_abs`` (the user's ``--allow-abs``), else it is looked up inside ``root`` like a
+    relative one, so a downloaded pairs file cannot make funcorr read any file it names."""
+    path = Path(name)
+    if path.is_absolute() and allow_abs:
+        if path.is_file():
+            return path
+        raise InputError(f"Image {name!r} (an absolute path, allowed by --allow-abs) does not exist.")
+    parts = path.parts[1:] if path.is_absolute() else path.parts
+    confined(root, Path(*parts) if parts else "", "image path", follow_links=False)
+    confined(root, category or ".", "category", follow_links=False)
     tried = []
     for start in range(len(parts)):
         rest = Path(*parts[start:])
@@ -153,7 +165,8 @@ def _resolve_image(root: Path, name: str, category: str) -> Path:
             tried.append(candidate)
             if candidate.is_file():
                 return candidate
-    raise InputError(f"Image {name!r} not found under {root} (tried {', '.join(map(str, tried[:4]))}, ...).")
+    hint = " It is an absolute path, looked up inside the dataset folder: pass --allow-abs to read it where it is." if path.is_absolute() else ""
+    raise InputError(f"Image {name!r} not found under {root} (tried {', '.join(map(str, tried[:4]))}, ...).{hint}")
 
 
 def _aligned_matches(count: int, names: Sequence[str] | None = None) -> tuple[Match, ...]:
@@ -194,8 +207,9 @@ class SPairPairs(LazyPairs):
     (``src_imname``, ``src_kps``, ``src_bndbox``, ...). SPair has no concept labels, so only SOC
     is defined (``concept_matches`` is empty)."""
 
-    def __init__(self, root: str | Path, split: str = "test", pairs_file: str | Path | None = None, categories: Sequence[str] | None = None, max_pairs: int | None = None) -> None:
+    def __init__(self, root: str | Path, split: str = "test", pairs_file: str | Path | None = None, categories: Sequence[str] | None = None, max_pairs: int | None = None, allow_abs: bool = False) -> None:
         self.root = Path(root).expanduser()
+        self.allow_abs = allow_abs
         listing = Path(pairs_file) if pairs_file is not None else self.root / "pairs.json"
         self._entries: list[Mapping[str, Any]] | None = None
         self._paths: tuple[Path, ...] = ()
@@ -210,6 +224,14 @@ class SPairPairs(LazyPairs):
         else:
             raise InputError(f"No SPair pairs under {self.root}: expected pairs.json or PairAnnotation/{split}/.")
         self._limit = max_pairs
+        if self._entries is not None:
+            # Resolve the listed images now: a pairs file naming a missing image, or one outside
+            # the folder, is one error before evaluation starts rather than a failure midway.
+            for index, entry in enumerate(self._entries[: len(self)]):
+                for key in ("source_path", "target_path"):
+                    if key not in entry:
+                        raise InputError(f"{listing}: pair {index} has no {key!r}.")
+                    _resolve_image(self.root, str(entry[key]), str(entry.get("category", "")), allow_abs)
 
     def __len__(self) -> int:
         count = len(self._entries) if self._entries is not None else len(self._paths)
@@ -226,15 +248,15 @@ class SPairPairs(LazyPairs):
         src_points, tgt_points = entry["source_points"], entry["target_points"]
         if len(src_points) != len(tgt_points):
             raise InputError(f"Pair {index}: {len(src_points)} source but {len(tgt_points)} target points.")
-        source = KeypointView(category, _resolve_image(self.root, str(entry["source_path"]), category), parse_bbox(entry.get("source_bounding_box")), _plain_keypoints(src_points))
-        target = KeypointView(category, _resolve_image(self.root, str(entry["target_path"]), category), parse_bbox(entry.get("target_bounding_box")), _plain_keypoints(tgt_points))
+        source = KeypointView(category, _resolve_image(self.root, str(entry["source_path"]), category, self.allow_abs), parse_bbox(entry.get("source_bounding_box")), _plain_keypoints(src_points))
+        target = KeypointView(category, _resolve_image(self.root, str(entry["target_path"]), category, self.allow_abs), parse_bbox(entry.get("target_bounding_box")), _plain_keypoints(tgt_points))
         return KeypointPair(str(entry.get("pair_id", index)), "intra", category, source, target, _aligned_matches(len(src_points)), (), bool(entry.get("mirror", 0)))
 
     def _parse_spair71k(self, data: Mapping[str, Any], path: Path) -> KeypointPair:
         category = str(data["category"])
         names = [str(k) for k in data.get("kps_ids", range(len(data["src_kps"])))]
-        source = KeypointView(category, _resolve_image(self.root, str(data["src_imname"]), category), parse_bbox(data.get("src_bndbox")), _plain_keypoints(data["src_kps"], names))
-        target = KeypointView(category, _resolve_image(self.root, str(data["trg_imname"]), category), parse_bbox(data.get("trg_bndbox")), _plain_keypoints(data["trg_kps"], names))
+        source = KeypointView(category, _resolve_image(self.root, str(data["src_imname"]), category, self.allow_abs), parse_bbox(data.get("src_bndbox")), _plain_keypoints(data["src_kps"], names))
+        target = KeypointView(category, _resolve_image(self.root, str(data["trg_imname"]), category, self.allow_abs), parse_bbox(data.get("trg_bndbox")), _plain_keypoints(data["trg_kps"], names))
         return KeypointPair(str(data.get("pair_id", path.stem)), "intra", category, source, target, _aligned_matches(len(names), names), (), bool(data.get("mirror", 0)), path)
 
 

@@ -174,6 +174,18 @@ def super_category_table(documents: Sequence[dict[str, Any]], alpha: str = "0.1"
     return header, rows
 
 
+def funkpoint_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Rows per method: PCK@alpha over all points, the mean over actions, then each action."""
+    actions = sorted({a for doc in documents for a in doc["results"]["per_action"]})
+    header = ["Method", "α", "Points", "Overall", "Action mean", *actions]
+    rows = []
+    for doc in documents:
+        r = doc["results"]
+        cells = [percent((r["per_action"].get(a) or {}).get("pck")) for a in actions]
+        rows.append([r["method"], f"{r['alpha']:g}", str(r["points"]), percent(r["overall"]), percent(r["action_mean"]), *cells])
+    return header, rows
+
+
 def lvlm_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["Method", "Query", "Questions", "Avg. accuracy ↑", "Circular accuracy ↑", "Unparsed"]
     rows = [
@@ -226,7 +238,7 @@ def write_outputs(document: dict[str, Any], out_dir: Path, stem: str) -> list[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     document = _json_safe(document)
     written = [write_json(out_dir / f"{stem}.json", document)]
-    tables = {"functional": functional_table, "keypoints": keypoint_table, "lvlm": lvlm_table}
+    tables = {"functional": functional_table, "keypoints": keypoint_table, "funkpoint": funkpoint_table, "lvlm": lvlm_table}
     header, rows = tables[document["kind"]]([document])
     written.append(write_csv(out_dir / f"{stem}.csv", header, rows))
     body = f"# {document['kind']}: {document['results']['method']}\n\n" + markdown_table(header, rows)
@@ -253,6 +265,11 @@ def conventions(kind: str) -> str:
             "PCK@α counts error ≤ α·max(bbox w, h) of the target box (bbox) or ≤ α·max(W, H) of the target image (image). "
             "per-image = mean of per-pair PCK, per-point = all keypoints pooled, per-category = mean of category means.\n"
         )
+    if kind == "funkpoint":
+        return (
+            "FunKPoint: every reference's keypoints transferred to every test photo of the same action; a point is correct "
+            "when the normalised error (x / W, y / H, Euclidean) is ≤ α. Overall pools all points; action mean averages actions.\n"
+        )
     return "Average accuracy over questions; circular accuracy counts a question only when all 4 rotations of its candidates are answered correctly.\n"
 
 
@@ -273,7 +290,7 @@ def load_documents(paths: Sequence[Path]) -> list[dict[str, Any]]:
             doc = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
-        if isinstance(doc, dict) and doc.get("kind") in ("functional", "keypoints", "lvlm") and "results" in doc:
+        if isinstance(doc, dict) and doc.get("kind") in ("functional", "keypoints", "funkpoint", "lvlm") and "results" in doc:
             doc["_path"] = str(file)
             documents.append(doc)
     if not documents:
@@ -344,6 +361,8 @@ def render_report(paths: Sequence[Path], out_dir: Path, title: str = "funcorr ev
         if rows:
             parts += ["\n### Per super-category (PCK@0.1, bbox)\n", markdown_table(header, rows)]
         parts.append("\n" + conventions("keypoints"))
+    if "funkpoint" in by_kind:
+        parts += ["## Functional keypoints on real photos (FunKPoint)\n", markdown_table(*funkpoint_table(by_kind["funkpoint"])), "\n" + conventions("funkpoint")]
     if "lvlm" in by_kind:
         parts += ["## LVLM multiple choice (SOCO)\n", markdown_table(*lvlm_table(by_kind["lvlm"])), "\n" + conventions("lvlm")]
     parts.append("\n## Sources\n\n" + "\n".join(f"- `{d['_path']}` ({d['kind']}, funcorr {d.get('environment', {}).get('funcorr_version', '?')}, {d.get('environment', {}).get('created_at', '?')})" for d in documents) + "\n")

@@ -77,7 +77,12 @@ def checkpoint_record(head: FunctionHead, backbone: dict[str, Any], text_encoder
 
 def save_checkpoint(path: Path, head: FunctionHead, record: dict[str, Any], dtype: torch.dtype = torch.float32) -> None:
     """Write the head's weights (cast to ``dtype``; fp16 halves a shipped model) and ``record``."""
-    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in head.state_dict().items()}
+    save_checkpoint_state(path, head.state_dict(), record, dtype)
+
+
+def save_checkpoint_state(path: Path, state: dict[str, torch.Tensor], record: dict[str, Any], dtype: torch.dtype = torch.float32) -> None:
+    """Write head weights ``state`` (floating tensors cast to ``dtype``) with ``record``."""
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     _save_tensors(Path(path), state, _metadata(record))
 
 

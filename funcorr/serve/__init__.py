@@ -21,13 +21,15 @@ HOST = "127.0.0.1"
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from funcorr.match import matcher_config_from_args
+    from funcorr.match import checkpoint_from_args, matcher_config_from_args
     from funcorr.serve.app import create_app
     from funcorr.serve.viewer import Viewer, ViewerConfig, find_checkpoints
 
-    checkpoints = find_checkpoints(Path(args.checkpoint_dir)) if args.checkpoint_dir else ()
-    if args.checkpoint:
-        checkpoints = (Path(args.checkpoint), *checkpoints)
+    found = find_checkpoints(Path(args.checkpoint_dir)) if args.checkpoint_dir else ()
+    # The page offers the shipped model (or the one named) even when no --function is given
+    # at start: a function picked on the page then selects it.
+    offered = checkpoint_from_args(args, function_known=True)
+    checkpoints = ((Path(offered),) if offered else ()) + tuple(p for p in found if str(p) != offered)
     viewer = Viewer(
         ViewerConfig(
             defaults=matcher_config_from_args(args),
