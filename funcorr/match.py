@@ -118,7 +118,7 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
     if orientation is not None:
         record["orientation"] = orientation
     if matcher.head is None and matcher.config.function:
-        record["note"] = "Raw backbone features do not depend on the function; pass --checkpoint for function-conditioned matching."
+        record["note"] = "Raw backbone features do not depend on the function; use --model auto (the shipped model, with the default backbone) or --checkpoint for function-conditioned matching."
     left, right = (outline_mask(to_uint8(p.rgb), m.cpu().numpy()) for p, m in ((src, src_feat.mask), (tgt, tgt_feat.mask)))
     if points is not None:
         moved = _transfer_by_region(src_feat, tgt_feat, src.plan.to_net(points), regions, request.soft_window)

@@ -462,7 +462,7 @@ def run_transfer(request: TransferRequest, matcher: Matcher) -> tuple[dict, np.n
     if request.source_camera or request.target_camera:
         record["xyz_frame"] = "camera frame of each image (OpenCV: x right, y down, z forward), metres"
     if matcher.head is None and matcher.config.function:
-        record["note"] = "Raw backbone features do not depend on the function; pass --checkpoint for function-conditioned matching."
+        record["note"] = "Raw backbone features do not depend on the function; use --model auto (the shipped model, with the default backbone) or --checkpoint for function-conditioned matching."
     picture = draw_demonstration(src_image, tgt_image, points.numpy(), moved, demo.kind)
     return record, np.asarray(picture)
 

@@ -32,7 +32,7 @@ def pair(tmp_path_factory):
 
 def test_points_transfer_into_original_coordinates(pair, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["match", str(pair / "src.png"), str(pair / "tgt.png"), "--points", "120,110", "90,150", "--function", "pour-with", "--out", str(out)])
+    code = main(["match", str(pair / "src.png"), str(pair / "tgt.png"), "--points", "120,110", "90,150", "--function", "pour-with", "--model", "none", "--out", str(out)])
     assert code == 0
     record = json.loads((out / "matches.json").read_text())
     assert (out / "matches.png").is_file()

@@ -179,7 +179,7 @@ def test_cli_with_depth_writes_3d_points(dinov2_s14, shifted_pair, tmp_path, mon
     out = tmp_path / "out"
     code = main([
         "transfer", str(shifted_pair / "source.png"), str(shifted_pair / "target.png"),
-        "--points", "120,90", "10,100", "--kind", "keypoints", "--function", "pour-with", "--out", str(out),
+        "--points", "120,90", "10,100", "--kind", "keypoints", "--function", "pour-with", "--model", "none", "--out", str(out),
         "--source-depth", str(tmp_path / "source_depth.png"), "--source-intrinsics", str(tmp_path / "K.json"),
         "--target-depth", str(tmp_path / "target_depth.npy"), "--target-intrinsics", "200,200,111.5,111.5",
     ])
