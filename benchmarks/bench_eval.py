@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from common import machine_line, previous_engine, random_head_checkpoint
 
-from funcorr.data.dataset import EvalPairs
+from funcorr.data.readers import EvalPairs
 from funcorr.eval.functional import (
     FunctionalConfig,
     FunctionalMethod,

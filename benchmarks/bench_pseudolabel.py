@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from common import machine_line
 
-from funcorr.data.dataset import TrainViews, load_view
+from funcorr.data.readers import TrainViews, load_view
 from funcorr.data.pseudolabel import (
     NoisyOracleProposer,
     OracleNoise,

@@ -44,7 +44,8 @@ def main() -> None:
     from funcorr.data.appearance import AppearanceConfig, render_random_views  # noqa: PLC0415
     from funcorr.data.assets import CATEGORIES, categories_for, generate  # noqa: PLC0415
     from funcorr.data.backgrounds import random_background  # noqa: PLC0415
-    from funcorr.data.dataset import DataConfig, make_dataset  # noqa: PLC0415
+    from funcorr.data.build import make_dataset  # noqa: PLC0415
+    from funcorr.data.format import DataConfig  # noqa: PLC0415
     from funcorr.data.groundtruth import GTConfig, functional_pairs, functional_view  # noqa: PLC0415
     from funcorr.data.render import asset_cameras, prepare, render_view  # noqa: PLC0415
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from funcorr.backbones import load_backbone
-from funcorr.data.dataset import PRESETS, TrainViews, make_dataset
+from funcorr.data.build import make_dataset
+from funcorr.data.format import PRESETS
+from funcorr.data.readers import TrainViews
 from funcorr.model.head import FunctionHead, HeadConfig
 from funcorr.text import load_function_embedder
 from funcorr.train import TrainConfig, build_cache, functional_pair_options, training_step

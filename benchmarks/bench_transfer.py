@@ -75,7 +75,7 @@ def agreement(found: list[torch.Tensor], exact: list[torch.Tensor]) -> str:
 
 def label_transfer_cost(matcher: Matcher, data: str, n_pairs: int) -> str:
     """PCK@23 / @10 of label transfer (both directions) on benchmark pairs, exact vs lattice."""
-    from funcorr.data.dataset import EvalPairs
+    from funcorr.data.readers import EvalPairs
     from funcorr.images import LoadedImage
     from funcorr.model.matcher import prepare_image
 

@@ -33,7 +33,8 @@ def spair_mini() -> Path:
 def micro_data(tmp_path_factory) -> Path:
     """A dataset folder of 4 assets at 64 px with 3 test pairs (about a second to make):
     for tests of readers, commands and their failures, not of the data itself."""
-    from funcorr.data.dataset import DataConfig, make_dataset
+    from funcorr.data.build import make_dataset
+    from funcorr.data.format import DataConfig
     from funcorr.data.groundtruth import GTConfig
 
     config = DataConfig(

@@ -15,16 +15,9 @@ from PIL import Image
 
 from funcorr.cli import main
 from funcorr.data.assets import generate, save_mesh_asset
-from funcorr.data.dataset import (
-    FORMAT_VERSION,
-    DataConfig,
-    EvalPairs,
-    TrainViews,
-    collate,
-    functional_mask,
-    load_view,
-    make_dataset,
-)
+from funcorr.data.build import make_dataset
+from funcorr.data.format import FORMAT_VERSION, DataConfig
+from funcorr.data.readers import EvalPairs, TrainViews, collate, functional_mask, load_view
 from funcorr.data.groundtruth import GTConfig, transform_points
 from funcorr.images import InputError
 

@@ -198,14 +198,14 @@ def test_real_backbone_on_shifted_texture(dinov2_s14):
 
 def test_cli_functional_writes_tables_json_and_plots(tmp_path, monkeypatch):
     pairs = [shifted_pair("a"), shifted_pair("b", across=True), shifted_pair("c", function="cut-with")]
-    fake = types.ModuleType("funcorr.data.dataset")
+    fake = types.ModuleType("funcorr.data.readers")
 
     class EvalPairs(list):
         def __init__(self, root, split="test"):
             super().__init__(pairs)
 
     fake.EvalPairs = EvalPairs
-    monkeypatch.setitem(sys.modules, "funcorr.data.dataset", fake)
+    monkeypatch.setitem(sys.modules, "funcorr.data.readers", fake)
     from funcorr.cli import main
 
     data = tmp_path / "bench"

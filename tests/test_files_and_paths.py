@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from funcorr.cli import main
-from funcorr.data.dataset import EvalPairs, read_index
+from funcorr.data.readers import EvalPairs, read_index
 from funcorr.eval.keypoints import SPairPairs
 from funcorr.files import atomic_path, make_temp_dir, remove_stale_temps, write_all
 from funcorr.images import InputError, save_png_atomic

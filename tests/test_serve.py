@@ -201,7 +201,7 @@ def test_dataset_pairs_degrade_and_load(client, viewer, tmp_path, monkeypatch):
     assert "no evaluation pairs" in DatasetPairs(tmp_path).listing()["reason"]
 
     class FakePairs:
-        """Stands in for funcorr.data.dataset.EvalPairs (its item keys)."""
+        """Stands in for funcorr.data.readers.EvalPairs (its item keys)."""
 
         def __init__(self, root, split="test"):
             if split != "test":
@@ -217,7 +217,7 @@ def test_dataset_pairs_degrade_and_load(client, viewer, tmp_path, monkeypatch):
             mask[8:56, 10:70] = True
             return {"image1": image, "image2": image.flip(-1), "mask1": mask, "mask2": mask, "function": "pour-with", "pair_id": "kettle-bottle"}
 
-    from funcorr.data import dataset
+    from funcorr.data import readers as dataset
 
     monkeypatch.setattr(dataset, "EvalPairs", FakePairs)
     pairs = DatasetPairs(tmp_path)

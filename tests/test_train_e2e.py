@@ -36,7 +36,7 @@ def test_training_beats_raw_features_on_held_out_pairs(tiny_data, tmp_path):
     assert 0.5 < sum(ious) / len(ious) <= 1.0
 
     # The trained head drives `funcorr match`, with its mask head restricting nothing it can't see.
-    from funcorr.data.dataset import EvalPairs
+    from funcorr.data.readers import EvalPairs
     from funcorr.images import save_png_atomic
 
     pair = EvalPairs(tiny_data, split="test")[0]

@@ -76,7 +76,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 
 def config_from_args(args: argparse.Namespace):
     """The preset named by ``--preset`` with every option given on the command line applied."""
-    from funcorr.data.dataset import PRESETS  # noqa: PLC0415
+    from funcorr.data.format import PRESETS  # noqa: PLC0415
     from funcorr.images import InputError  # noqa: PLC0415
 
     if args.preset not in PRESETS:
@@ -128,7 +128,7 @@ def _with_appearance(config, mode: str | None, backgrounds: tuple[str, ...] | No
 
 
 def make_data(args: argparse.Namespace) -> int:
-    from funcorr.data.dataset import make_dataset  # noqa: PLC0415
+    from funcorr.data.build import make_dataset  # noqa: PLC0415
 
     config = config_from_args(args)
     start = time.perf_counter()
@@ -145,7 +145,7 @@ def make_data(args: argparse.Namespace) -> int:
 
 def _note_unlabelled_meshes(root: str) -> None:
     """Say how many real meshes have no functional part (no sidecar ``functions``)."""
-    from funcorr.data.dataset import read_index  # noqa: PLC0415
+    from funcorr.data.readers import read_index  # noqa: PLC0415
 
     assets = read_index(root)["assets"]
     bare = [a for a, info in assets.items() if a.startswith("mesh-") and not info["functions"]]
@@ -159,7 +159,7 @@ def _note_unlabelled_meshes(root: str) -> None:
 
 
 def show_pair(args: argparse.Namespace) -> int:
-    from funcorr.data.dataset import EvalPairs  # noqa: PLC0415
+    from funcorr.data.readers import EvalPairs  # noqa: PLC0415
     from funcorr.data.viz import save_pair_picture  # noqa: PLC0415
     from funcorr.images import InputError  # noqa: PLC0415
 

@@ -76,7 +76,7 @@ def draw_pair(
 
 
 def save_pair_picture(path: str | os.PathLike, item: dict, max_points: int | None = 300) -> None:
-    """Write the picture of an :class:`~funcorr.data.dataset.EvalPairs` item as PNG (atomically)."""
+    """Write the picture of an :class:`~funcorr.data.readers.EvalPairs` item as PNG (atomically)."""
 
     def to_uint8(image) -> np.ndarray:
         return (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)

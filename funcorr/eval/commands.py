@@ -71,9 +71,9 @@ def _functional(args: argparse.Namespace) -> int:
     from funcorr.images import InputError
 
     try:
-        from funcorr.data.dataset import EvalPairs
+        from funcorr.data.readers import EvalPairs
     except ModuleNotFoundError as err:
-        raise InputError(f"The benchmark reader funcorr.data.dataset is not available: {err}") from err
+        raise InputError(f"The benchmark reader funcorr.data.readers is not available: {err}") from err
     if not Path(args.data).is_dir():
         raise InputError(f"No benchmark folder at {args.data}.")
     torch.manual_seed(args.seed)

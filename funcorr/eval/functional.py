@@ -622,7 +622,7 @@ def pair_rankings(view1: View, view2: View, matcher: DirectionMatcher, config: F
 
 
 def evaluate_pair(item: Mapping[str, Any], method: FunctionalMethod, config: FunctionalConfig) -> PairResult:
-    """Both directions of one benchmark item (see :mod:`funcorr.data.dataset` for the keys)."""
+    """Both directions of one benchmark item (see :class:`funcorr.data.readers.EvalPairs` for the keys)."""
     view1, view2, iou = make_views(item, method, config)
     corr = torch.as_tensor(item["correspondences"]).float()
     if corr.ndim != 3 or corr.shape[1:] != (2, 2):

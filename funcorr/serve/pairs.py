@@ -1,6 +1,6 @@
 """Evaluation pairs of a dataset folder (``funcorr make-data``) for the viewer's pair picker.
 
-``funcorr.data.dataset`` is imported lazily and every failure (module missing, folder
+``funcorr.data.readers`` is imported lazily and every failure (module missing, folder
 incomplete, split absent) becomes a reason shown on the page instead of an error: the viewer
 works without a dataset.
 """
@@ -44,14 +44,14 @@ class DatasetPairs:
             self._reason = "no dataset folder given (start with: funcorr serve --data DIR)"
             return self._splits
         try:
-            from funcorr.data import dataset
+            from funcorr.data import readers
         except ImportError as err:
             self._reason = f"dataset support is not installed ({err})"
             return self._splits
         errors = []
-        for split in getattr(dataset, "EVAL_SPLITS", FALLBACK_SPLITS):
+        for split in getattr(readers, "EVAL_SPLITS", FALLBACK_SPLITS):
             try:
-                self._splits[split] = dataset.EvalPairs(self.root, split)
+                self._splits[split] = readers.EvalPairs(self.root, split)
             except (InputError, OSError, ValueError, KeyError) as err:
                 errors.append(f"{split}: {err}")
         if not self._splits:

@@ -19,7 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from funcorr.data.dataset import TrainViews, load_view
+from funcorr.data.readers import TrainViews, load_view
 from funcorr.data.pseudolabel import (
     NoisyOracleProposer,
     OracleNoise,

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from funcorr.backbones import FeatureGrid, load_backbone, resolve_device
-from funcorr.data.dataset import EvalPairs
+from funcorr.data.readers import EvalPairs
 from funcorr.files import check_output_folder
 from funcorr.images import InputError, atomic_path
 from funcorr.model.checkpoint import (
