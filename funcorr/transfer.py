@@ -13,317 +13,40 @@ with its confidence:
   correspondence paper names this as its main failure, so we return every mode with its score
   instead of silently picking one.
 
-MODE RULE (:func:`find_modes`). On the similarity heat map of a source point, restricted to the
-target object mask, let ``median`` be the map's median over the mask and ``best`` its maximum.
-A *mode* is a pixel that
-
-1. is a local maximum: the largest value in the (2r+1) x (2r+1) window around it, r =
-   ``min_distance`` network pixels;
-2. is strong: ``strength = (similarity - median) / (best - median) >= ratio`` (default 0.8;
-   the best pixel has strength 1 and is always mode 1);
-3. lies at least ``min_distance`` network pixels (Euclidean, default 20) from every stronger
-   mode (greedy non-maximum suppression, best first);
-
-and at most ``max_modes`` (default 3) are kept. A point is *ambiguous* when it has two or more
-modes. Distances are in network pixels (the ``--size`` square, 224 by default) because
-features live there; the output converts positions to original pixels.
-
-With depth maps and intrinsics K the points are also back-projected to 3D in that image's camera
-frame (OpenCV: x right, y down, z forward; metres): ``X = z K^-1 [x, y, 1]^T`` with z the depth at
-the nearest pixel; ``null`` where that depth is missing (0 or not finite).
+The mode rule is :mod:`funcorr.model.modes`; demonstration and camera inputs are
+:mod:`funcorr.demonstration`.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from funcorr.files import read_json, write_all
-from funcorr.images import InputError, LoadedImage, check_image_size, load_image, save_png
-from funcorr.model.matching import ImageFeatures, mask_pixels, similarity_heatmap, transfer_points
+from funcorr.files import write_all
+from funcorr.images import InputError, LoadedImage, load_image, save_png
+from funcorr.demonstration import (
+    Camera,
+    Demonstration,
+    DemonstrationKind,
+    backproject_points,
+    load_demonstration,
+    load_depth,
+    load_intrinsics,
+    parse_demonstration,
+)
+from funcorr.model.matching import ImageFeatures, similarity_heatmap, transfer_points
+from funcorr.model.modes import ModeRule, Modes, densify, find_modes
 
 if TYPE_CHECKING:
     from funcorr.images import Resize
     from funcorr.model.matcher import Matcher
-
-DemonstrationKind = Literal["trajectory", "keypoints"]
-
-
-# --------------------------------------------------------------------------------------------
-# Modes of a similarity map
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModeRule:
-    """Which peaks of a similarity map count as separate answers (see the module docstring).
-
-    ratio: a mode rises at least ``ratio`` x as far above the map's median (over the target
-    mask) as the best pixel does; min_distance: network pixels between modes (also the
-    local-maximum window radius); max_modes: how many to keep at most.
-    """
-
-    ratio: float = 0.8
-    min_distance: float = 20.0
-    max_modes: int = 3
-
-    def __post_init__(self) -> None:
-        if not 0 < self.ratio <= 1:
-            raise InputError(f"The mode ratio must be in (0, 1], got {self.ratio}.")
-        if self.min_distance < 1:
-            raise InputError(f"The mode distance must be >= 1 pixel, got {self.min_distance}.")
-        if self.max_modes < 1:
-            raise InputError(f"max_modes must be >= 1, got {self.max_modes}.")
-
-
-@dataclass(frozen=True)
-class Modes:
-    """Peaks of one similarity map, best first.
-
-    xy (K, 2) pixel xy; similarity (K,) cosine; strength (K,) height above the median
-    relative to the best peak's (1 for the best).
-    """
-
-    xy: torch.Tensor
-    similarity: torch.Tensor
-    strength: torch.Tensor
-
-    @property
-    def ambiguous(self) -> bool:
-        return self.xy.shape[0] >= 2
-
-
-def local_maxima(values: torch.Tensor, radius: int) -> torch.Tensor:
-    """Pixels equal to the maximum of their (2 radius + 1)^2 window. values (..., H, W) -> bool.
-
-    The square max filter is separable, so it runs as a row pass then a column pass
-    (2 (2r+1) comparisons per pixel instead of (2r+1)^2).
-    """
-    shape = values.shape
-    flat = values.reshape(-1, 1, *shape[-2:])
-    size = 2 * radius + 1
-    rows = F.max_pool2d(flat, (1, size), stride=1, padding=(0, radius))
-    window_max = F.max_pool2d(rows, (size, 1), stride=1, padding=(radius, 0))
-    return (flat == window_max).reshape(shape)
-
-
-def find_modes(heatmap: torch.Tensor, mask: torch.Tensor, rule: ModeRule = ModeRule()) -> Modes:
-    """Modes of a (H, W) similarity map over the (H, W) bool ``mask`` by ``rule``; best first.
-
-    Heights are measured from the median over the mask because raw cosines of ViT features
-    sit high everywhere on an object (0.8-0.9 is common), so a ratio of raw similarities
-    would call almost any second peak a mode.
-    """
-    mask = mask.to(heatmap.device)
-    if not mask.any():
-        raise ValueError("The target mask is empty: a similarity map there has no mode.")
-    values = heatmap.float().masked_fill(~mask, float("-inf"))
-    peaks = local_maxima(values, max(1, round(rule.min_distance))) & mask
-    xy = mask_pixels(peaks).to(values.device)
-    scores = values[peaks]  # row-major, the same order as mask_pixels
-    order = torch.sort(scores, descending=True, stable=True).indices
-    xy, scores = xy[order], scores[order]
-    baseline = values[mask].median()
-    height = scores[0] - baseline
-    # A flat map has no height to compare against: only peaks tied with the best count then.
-    strength = (scores - baseline) / height if height > 1e-6 else (scores >= scores[0]).float()
-    kept: list[int] = []
-    for i in range(xy.shape[0]):
-        if len(kept) == rule.max_modes or strength[i] < rule.ratio:
-            break
-        if kept and (xy[kept] - xy[i]).norm(dim=-1).min() < rule.min_distance:
-            continue
-        kept.append(i)
-    return Modes(xy[kept], scores[kept], strength[kept])
-
-
-def densify(features: ImageFeatures) -> ImageFeatures:
-    """The same features with every pixel's vector computed once and kept, (H * W, C).
-
-    Sampling whole pixels becomes a table lookup, so each
-    :func:`~funcorr.model.matching.similarity_heatmap` over this image costs one matrix product
-    instead of sampling (or, with a trained head, running the head on) every pixel again.
-    Other points fall back to the original sampler. Memory: H * W * C floats (77 MB at 224 px
-    and 384 channels).
-    """
-    height, width = features.size
-    table = features.sample(mask_pixels(torch.ones(height, width, dtype=torch.bool)))
-
-    def sample(points: torch.Tensor) -> torch.Tensor:
-        rounded = points.round()
-        inside = bool(((rounded >= 0) & (rounded < rounded.new_tensor([width, height]))).all())
-        if not (inside and torch.equal(rounded, points)):
-            return features.sample(points)
-        index = (rounded[:, 1] * width + rounded[:, 0]).long().to(table.device)
-        if index.shape[0] == table.shape[0] and torch.equal(index, torch.arange(table.shape[0], device=table.device)):
-            return table  # every pixel in row-major order, as similarity_heatmap asks: no copy
-        return table[index]
-
-    return ImageFeatures(sample, features.size, features.mask)
-
-
-# --------------------------------------------------------------------------------------------
-# Demonstrations and cameras
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Demonstration:
-    """Source-image points to transfer. points (N, 2) xy in original source pixels.
-
-    kind: a ``trajectory`` is ordered in time (``times``, default 0..N-1) and drawn as a path;
-    ``keypoints`` are independent (optional ``names``).
-    """
-
-    kind: DemonstrationKind
-    points: torch.Tensor
-    times: tuple[float, ...] | None = None
-    names: tuple[str | None, ...] | None = None
-
-
-def _point_entry(entry: object, where: str) -> tuple[tuple[float, float], float | None, str | None]:
-    """One point as ``[x, y]`` or ``{"xy": [x, y], "t": ..., "name": ...}`` -> (xy, t, name)."""
-    xy, t, name = entry, None, None
-    if isinstance(entry, dict):
-        xy, t, name = entry.get("xy"), entry.get("t"), entry.get("name")
-    if not (isinstance(xy, (list, tuple)) and len(xy) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in xy)):
-        raise InputError(f"{where}: a point must be [x, y] or {{\"xy\": [x, y]}} with finite numbers, got {entry!r}.")
-    if t is not None and not isinstance(t, (int, float)):
-        raise InputError(f"{where}: 't' must be a number, got {t!r}.")
-    return (float(xy[0]), float(xy[1])), None if t is None else float(t), None if name is None else str(name)
-
-
-def parse_demonstration(data: object, default_kind: DemonstrationKind = "trajectory") -> Demonstration:
-    """A demonstration from decoded JSON.
-
-    Accepted: a list of points (a trajectory unless ``default_kind`` says otherwise), or
-    ``{"trajectory": [...]}`` / ``{"keypoints": [...]}``; each point ``[x, y]`` or
-    ``{"xy": [x, y], "t": seconds, "name": "spout"}``.
-    """
-    kind: DemonstrationKind = default_kind
-    entries = data
-    if isinstance(data, dict):
-        present = [key for key in ("trajectory", "keypoints") if key in data]
-        if len(present) != 1:
-            raise InputError("A demonstration object needs exactly one of the keys 'trajectory' or 'keypoints'.")
-        kind, entries = present[0], data[present[0]]  # type: ignore[assignment]
-    if not isinstance(entries, list) or not entries:
-        raise InputError("A demonstration needs a non-empty list of points.")
-    parsed = [_point_entry(entry, f"point {i}") for i, entry in enumerate(entries)]
-    times = [t for _, t, _ in parsed]
-    names = [n for _, _, n in parsed]
-    if kind == "trajectory":
-        times = [float(i) if t is None else t for i, t in enumerate(times)]
-        if any(b < a for a, b in itertools.pairwise(times)):
-            raise InputError("Trajectory times 't' must not decrease.")
-    return Demonstration(
-        kind,
-        torch.tensor([xy for xy, _, _ in parsed], dtype=torch.float32),
-        times=tuple(times) if kind == "trajectory" else None,
-        names=tuple(names) if any(n is not None for n in names) else None,
-    )
-
-
-def load_demonstration(path: str | Path) -> Demonstration:
-    """Read a demonstration JSON file (see :func:`parse_demonstration`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"No demonstration file at {path}.")
-    return parse_demonstration(read_json(path, "demonstration"))
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Depth and intrinsics of one image. depth (H, W) float64 metres (0 = missing); K (3, 3)."""
-
-    depth: np.ndarray
-    K: np.ndarray
-
-
-def load_depth(path: str | Path, scale: float | None = None) -> np.ndarray:
-    """Depth map in metres, (H, W) float64.
-
-    ``.npy``: values times ``scale`` (default 1: already metres). ``.png``: 16-bit values
-    times ``scale`` (default 0.001: millimetres, the common sensor format).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"No depth map at {path}.")
-    try:
-        if path.suffix.lower() == ".npy":
-            depth = np.load(path, allow_pickle=False).astype(np.float64)
-            default_scale = 1.0
-        elif path.suffix.lower() == ".png":
-            with Image.open(path) as im:
-                if im.mode not in ("I;16", "I;16B", "I", "I;16L"):
-                    raise InputError(f"Depth PNG {path} is mode {im.mode!r}; it must be 16-bit (values in mm).")
-                check_image_size(im.size, f"Depth map {path}")
-                depth = np.asarray(im, dtype=np.float64)
-            default_scale = 0.001
-        else:
-            raise InputError(f"Depth map {path} must be .npy (metres) or a 16-bit .png (millimetres).")
-    except (OSError, ValueError, EOFError, Image.DecompressionBombError) as err:
-        if isinstance(err, InputError):
-            raise
-        raise InputError(f"Could not read the depth map {path}: {' '.join(str(err).split())}") from None
-    depth = np.squeeze(depth)
-    if depth.ndim != 2:
-        raise InputError(f"Depth map {path} must be 2D, got shape {depth.shape}.")
-    return depth * (default_scale if scale is None else scale)
-
-
-def load_intrinsics(spec: str) -> np.ndarray:
-    """K (3, 3) from ``"fx,fy,cx,cy"``, or a file: .npy / .txt 3x3, or .json holding a 3x3 list,
-    ``{"K": 3x3}`` or ``{"fx", "fy", "cx", "cy"}``. Pixel-index convention (centre of the
-    top-left pixel at (0, 0))."""
-    path = Path(spec)
-    try:
-        if path.suffix.lower() == ".json" and path.is_file():
-            data = read_json(path, "intrinsics file")
-            data = data.get("K", data) if isinstance(data, dict) else data
-            K = _k_from_values(data) if isinstance(data, dict) else np.asarray(data, dtype=np.float64)
-        elif path.suffix.lower() == ".npy" and path.is_file():
-            K = np.load(path, allow_pickle=False).astype(np.float64)
-        elif path.suffix.lower() == ".txt" and path.is_file():
-            K = np.loadtxt(path, dtype=np.float64)
-        else:
-            fx, fy, cx, cy = (float(v) for v in spec.split(","))
-            K = _k_from_values({"fx": fx, "fy": fy, "cx": cx, "cy": cy})
-    except (ValueError, KeyError, json.JSONDecodeError) as err:
-        raise InputError(f"Intrinsics {spec!r}: give 'fx,fy,cx,cy' or a .json/.npy/.txt file with a 3x3 K ({err}).") from err
-    if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise InputError(f"Intrinsics {spec!r} must be a finite 3x3 matrix with positive fx and fy.")
-    return K
-
-
-def _k_from_values(values: dict) -> np.ndarray:
-    return np.array([[values["fx"], 0, values["cx"]], [0, values["fy"], values["cy"]], [0, 0, 1]], dtype=np.float64)
-
-
-def backproject_points(xy: np.ndarray, camera: Camera) -> np.ndarray:
-    """Camera-frame 3D points (N, 3) of pixels ``xy`` (N, 2); NaN rows where depth is missing.
-
-    Depth is read at the nearest pixel: interpolating across an object's silhouette would
-    invent a depth between the object and the background.
-    """
-    height, width = camera.depth.shape
-    cols = np.clip(np.rint(xy[:, 0]).astype(int), 0, width - 1)
-    rows = np.clip(np.rint(xy[:, 1]).astype(int), 0, height - 1)
-    z = camera.depth[rows, cols]
-    rays = np.concatenate([xy, np.ones((xy.shape[0], 1))], axis=1) @ np.linalg.inv(camera.K).T
-    points = rays / rays[:, 2:3] * z[:, None]
-    points[~(np.isfinite(z) & (z > 0))] = np.nan
-    return points
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,17 +240,6 @@ MODE_RULE_TEXT = (
 # --------------------------------------------------------------------------------------------
 
 
-def object_picture(image: LoadedImage) -> np.ndarray:
-    """(H, W, 3) uint8 picture of an image with the area outside its object mask shown white
-    (transparent pixels of an RGBA file often hold black or arbitrary colours)."""
-    from funcorr.viz import to_uint8
-
-    picture = to_uint8(image.rgb).copy()
-    if image.mask is not None:
-        picture[~image.mask.numpy()] = 255
-    return picture
-
-
 def draw_demonstration(src_image: LoadedImage, tgt_image: LoadedImage, src_xy: np.ndarray, moved: PointTransfer, kind: DemonstrationKind) -> Image.Image:
     """Source and target side by side with the demonstration on each, in original pixels.
 
@@ -537,7 +249,7 @@ def draw_demonstration(src_image: LoadedImage, tgt_image: LoadedImage, src_xy: n
     """
     from PIL import ImageDraw
 
-    from funcorr.viz import colours, side_by_side
+    from funcorr.viz import colours, object_picture, side_by_side
 
     canvas, offset = side_by_side(object_picture(src_image), object_picture(tgt_image))
     scale = max(1, round(max(canvas.shape[:2]) / 400))

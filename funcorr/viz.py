@@ -10,6 +10,8 @@ import torch
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
+from funcorr.images import LoadedImage
+
 
 def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """(3, H, W) float [0, 1] tensor or (H, W, 3) array -> (H, W, 3) uint8."""
@@ -18,6 +20,15 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8:
         image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     return image
+
+
+def object_picture(image: LoadedImage) -> np.ndarray:
+    """(H, W, 3) uint8 picture of an image with the area outside its object mask shown white
+    (transparent pixels of an RGBA file often hold black or arbitrary colours)."""
+    picture = to_uint8(image.rgb).copy()
+    if image.mask is not None:
+        picture[~image.mask.numpy()] = 255
+    return picture
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 8) -> tuple[np.ndarray, int]:

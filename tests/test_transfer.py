@@ -17,18 +17,9 @@ from funcorr.cli import main
 from funcorr.images import InputError, load_image
 from funcorr.model.matcher import MatcherConfig
 from funcorr.model.matching import mask_pixels
-from funcorr.transfer import (
-    Camera,
-    ModeRule,
-    TransferRequest,
-    backproject_points,
-    densify,
-    find_modes,
-    load_intrinsics,
-    parse_demonstration,
-    run_transfer,
-    write_transfer_outputs,
-)
+from funcorr.demonstration import Camera, backproject_points, load_intrinsics, parse_demonstration
+from funcorr.model.modes import ModeRule, densify, find_modes
+from funcorr.transfer import TransferRequest, run_transfer, write_transfer_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

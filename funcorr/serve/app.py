@@ -39,7 +39,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from funcorr.images import MAX_PIXELS, InputError, LoadedImage, check_image_size, from_pil
 from funcorr.serve.viewer import ExportRequest, MatcherChoice, UnknownImage, Viewer, png_bytes
-from funcorr.transfer import object_picture
+from funcorr.viz import object_picture
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")

@@ -38,8 +38,8 @@ from funcorr.model.matcher import OBJECT_MASK_POLICIES, Matcher, MatcherConfig, 
 from funcorr.model.matching import Discovery, ImageFeatures, discover, mask_pixels, similarity_heatmap, spread_out, transfer_points
 from funcorr.serve.cache import LRUCache
 from funcorr.serve.pairs import DatasetPairs
-from funcorr.transfer import ModeRule, densify, find_modes, object_picture
-from funcorr.viz import colours, draw_matches, heatmap_overlay, paint, position_colours
+from funcorr.model.modes import ModeRule, densify, find_modes
+from funcorr.viz import colours, draw_matches, heatmap_overlay, object_picture, paint, position_colours
 
 MatcherFactory = Callable[[MatcherConfig], Matcher]
 
