@@ -5,7 +5,7 @@
 On the first ``--pairs`` pairs of a benchmark folder (a contiguous slice, as a shard is),
 ``evaluate_functional`` (label transfer + discovery, both directions) runs
 
-* as now: features once per image (:class:`funcorr.eval.functional.MatcherFeatures`), both
+* as now: features once per image (:class:`funcorr.eval.functional_methods.MatcherFeatures`), both
   directions from two searches, the pruned exact search for raw features, head features of
   each image computed once;
 * as before (baseline, first ``--baseline-pairs`` pairs): features recomputed for every pair,
@@ -31,12 +31,11 @@ import torch
 from common import machine_line, previous_engine, random_head_checkpoint
 
 from funcorr.data.readers import EvalPairs
-from funcorr.eval.functional import (
-    FunctionalConfig,
+from funcorr.eval.functional import FunctionalConfig, evaluate_functional
+from funcorr.eval.functional_methods import (
     FunctionalMethod,
     MatcherFeatures,
     NearestNeighbourMatcher,
-    evaluate_functional,
 )
 from funcorr.model.matcher import Matcher, MatcherConfig
 

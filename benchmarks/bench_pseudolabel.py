@@ -20,12 +20,8 @@ import numpy as np
 from common import machine_line
 
 from funcorr.data.readers import TrainViews, load_view
-from funcorr.data.pseudolabel import (
-    NoisyOracleProposer,
-    OracleNoise,
-    pseudo_label_part,
-    pseudo_label_parts,
-)
+from funcorr.data.part_boxes import NoisyOracleProposer, OracleNoise
+from funcorr.data.pseudolabel import pseudo_label_part, pseudo_label_parts
 from funcorr.train.config import TrainConfig
 
 

@@ -28,7 +28,8 @@ import torch
 from tqdm import tqdm
 
 from funcorr.eval.funkpoint import PointScore, normalised_error, read_funkpoint, summarise
-from funcorr.eval.keypoints import FeatureKeypointMethod, KeypointConfig, SPairPairs, evaluate_keypoints
+from funcorr.eval.keypoints import FeatureKeypointMethod, KeypointConfig, evaluate_keypoints
+from funcorr.eval.spair import SPairPairs
 from funcorr.images import load_image
 from funcorr.model.flip import choose_orientation, mirrored_prepared, unmirror
 from funcorr.model.matcher import Matcher, MatcherConfig, Prepared, resolve_object_mask

@@ -19,7 +19,7 @@ from funcorr.files import InputError, atomic_path
 
 __all__ = [
     "InputError", "LoadedImage", "Resize", "atomic_path", "check_image_size", "from_pil",
-    "load_image", "load_mask", "save_png", "save_png_atomic",
+    "load_image", "load_mask", "mask_iou", "pixel_grid", "save_png", "save_png_atomic",
 ]
 
 ResizePolicy = Literal["resize", "pad"]
@@ -158,6 +158,35 @@ class Resize:
         scale = points.new_tensor(self.scale)
         offset = points.new_tensor(self.offset)
         return (points - offset) / scale
+
+    def mask_to_orig(self, net_mask: torch.Tensor) -> torch.Tensor:
+        """A square network-size mask (S, S) resampled (nearest) onto the original (H, W) grid."""
+        width, height = self.in_size
+        net = self.to_net(pixel_grid(height, width)).round().long().clamp(0, net_mask.shape[0] - 1)
+        return net_mask[net[:, 1], net[:, 0]].reshape(height, width)
+
+
+def mask_iou(predicted: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> float:
+    """Intersection over union of two (H, W) masks (tensors or arrays, non-zero = inside); 1.0
+    when both are empty (they agree)."""
+    if isinstance(predicted, torch.Tensor) or isinstance(target, torch.Tensor):
+        predicted, target = torch.as_tensor(predicted).bool(), torch.as_tensor(target).bool()
+    else:
+        predicted, target = np.asarray(predicted, bool), np.asarray(target, bool)
+    union = (predicted | target).sum()
+    return 1.0 if union == 0 else float((predicted & target).sum() / union)
+
+
+def pixel_grid(
+    height: int, width: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """xy of every pixel of an (H, W) image, row-major: (H * W, 2)."""
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=device, dtype=dtype),
+        torch.arange(width, device=device, dtype=dtype),
+        indexing="ij",
+    )
+    return torch.stack([xs, ys], dim=-1).reshape(-1, 2)
 
 
 def plan_resize(in_size: tuple[int, int], out_size: tuple[int, int], policy: ResizePolicy) -> Resize:

@@ -132,7 +132,7 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
         tgt_mask, _ = transfer_mask(src_feat, tgt_feat, net_label)
         record["mask"] = {"target_pixels_at_network_size": int(tgt_mask.sum()), "file": "transferred_mask.png"}
         picture = side_by_side(mask_overlay(left, net_label.numpy()), mask_overlay(right, tgt_mask.cpu().numpy()))[0]
-        record["_mask"] = _mask_to_original(tgt_mask.cpu(), tgt, tgt_image)
+        record["_mask"] = tgt.plan.mask_to_orig(tgt_mask.cpu()).numpy()
     else:
         top = discover_in_regions(src_feat, tgt_feat, regions)
         keep = spread_out(top.src_xy.cpu(), top.tgt_xy.cpu(), request.top)
@@ -180,16 +180,6 @@ def _resize_mask(mask: torch.Tensor, prepared: Prepared, object_mask: torch.Tens
     if not net.any():
         raise InputError("The source mask does not overlap the source object after resizing.")
     return net
-
-
-def _mask_to_original(net_mask: torch.Tensor, prepared: Prepared, image: LoadedImage) -> np.ndarray:
-    """Nearest-neighbour resample a network-size mask back onto the original image grid."""
-    width, height = image.size
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
-    net_xy = prepared.plan.to_net(torch.stack([xs, ys], dim=-1).reshape(-1, 2)).round().long()
-    size = net_mask.shape[0]
-    net_xy = net_xy.clamp(0, size - 1)
-    return net_mask[net_xy[:, 1], net_xy[:, 0]].reshape(height, width).numpy()
 
 
 def write_outputs(record: dict, picture: np.ndarray, out_dir: Path) -> list[Path]:

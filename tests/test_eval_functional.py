@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import pytest
 import torch
@@ -12,17 +10,15 @@ import torch.nn.functional as F
 from synthetic import colour_features
 
 from funcorr.eval.functional import (
-    ChanceMatcher,
     FunctionalConfig,
-    FunctionalMethod,
-    GroundTruthParts,
-    NearestNeighbourMatcher,
     discovery_regions,
     evaluate_direction,
     evaluate_functional,
     label_transfer_region,
     make_views,
 )
+from funcorr.eval.functional_methods import ChanceMatcher, FunctionalMethod, NearestNeighbourMatcher
+from funcorr.eval.part_masks import GroundTruthParts
 from funcorr.model.matcher import Prepared
 from funcorr.model.matching import ImageFeatures, feature_map_features
 
@@ -198,14 +194,13 @@ def test_real_backbone_on_shifted_texture(dinov2_s14):
 
 def test_cli_functional_writes_tables_json_and_plots(tmp_path, monkeypatch):
     pairs = [shifted_pair("a"), shifted_pair("b", across=True), shifted_pair("c", function="cut-with")]
-    fake = types.ModuleType("funcorr.data.readers")
+    from funcorr.data import readers
 
     class EvalPairs(list):
         def __init__(self, root, split="test"):
             super().__init__(pairs)
 
-    fake.EvalPairs = EvalPairs
-    monkeypatch.setitem(sys.modules, "funcorr.data.readers", fake)
+    monkeypatch.setattr(readers, "EvalPairs", EvalPairs)
     from funcorr.cli import main
 
     data = tmp_path / "bench"
@@ -338,7 +333,7 @@ class CountingMatcher:
 
 @pytest.mark.parametrize("head", [False, True])
 def test_each_image_is_encoded_once_across_pairs(head):
-    from funcorr.eval.functional import MatcherFeatures
+    from funcorr.eval.functional_methods import MatcherFeatures
 
     pairs = _varied_pairs()  # 12 image uses; pairs 4 and 5 show the same two images
     features = MatcherFeatures(CountingMatcher(head=head))

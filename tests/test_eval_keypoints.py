@@ -14,20 +14,20 @@ from PIL import Image
 from synthetic import colour_features
 
 from funcorr.backbones.base import FeatureGrid
+from funcorr.eval.keypoint_pairs import KeypointPair
 from funcorr.eval.keypoints import (
     ChanceKeypointMethod,
     FeatureKeypointMethod,
     KeypointConfig,
-    KeypointPair,
     KeypointResults,
     PairScores,
-    SOCOPairs,
-    SPairPairs,
     cell_centres_holding,
     chance_pck,
     evaluate_keypoints,
     score_pair,
 )
+from funcorr.eval.soco import SOCOPairs
+from funcorr.eval.spair import SPairPairs
 from funcorr.images import plan_resize
 
 SHIFT = np.array([6.0, 3.0])  # target pixel = source pixel - SHIFT

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from funcorr.eval.keypoints import Keypoint, KeypointPair, KeypointView, Match
+from funcorr.eval.keypoint_pairs import Keypoint, KeypointPair, KeypointView, Match
 from funcorr.eval.lvlm import (
     LETTERS,
     LVLMAnswerer,

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from funcorr.images import mask_iou
 from funcorr.eval.metrics import (
     CUTOFF_PERCENTS,
     average_precision,
@@ -16,7 +17,6 @@ from funcorr.eval.metrics import (
     discovery_hits,
     discovery_hits_at,
     f1_scores,
-    mask_iou,
     nanmean,
     nearest_target_distances,
     normalised_distance,

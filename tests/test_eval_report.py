@@ -7,18 +7,10 @@ import json
 import pytest
 import torch
 
-from funcorr.eval.functional import (
-    ChanceMatcher,
-    FunctionalConfig,
-    FunctionalMethod,
-    evaluate_functional,
-)
-from funcorr.eval.keypoints import (
-    ChanceKeypointMethod,
-    KeypointConfig,
-    SPairPairs,
-    evaluate_keypoints,
-)
+from funcorr.eval.functional import FunctionalConfig, evaluate_functional
+from funcorr.eval.functional_methods import ChanceMatcher, FunctionalMethod
+from funcorr.eval.keypoints import ChanceKeypointMethod, KeypointConfig, evaluate_keypoints
+from funcorr.eval.spair import SPairPairs
 from funcorr.eval.lvlm import MCQuestion, RandomAnswerer, evaluate_lvlm
 from funcorr.eval.report import (
     load_documents,

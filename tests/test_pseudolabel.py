@@ -18,22 +18,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from funcorr.data.pseudolabel import (
+from funcorr.images import mask_iou
+from funcorr.data.part_boxes import (
     NoisyOracleProposer,
     OracleNoise,
-    PseudoLabelConfig,
     VLMBoxProposer,
     VLMConfig,
     VLMError,
-    close_point_labels,
     load_part_descriptions,
     mask_box,
-    mask_iou,
-    otsu_threshold,
     parse_box_numbers,
     part_query,
-    pseudo_label_part,
     reply_box_to_image,
+)
+from funcorr.data.pseudolabel import (
+    PseudoLabelConfig,
+    close_point_labels,
+    otsu_threshold,
+    pseudo_label_part,
     visible_points,
     vote_scores,
 )

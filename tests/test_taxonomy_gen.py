@@ -12,7 +12,7 @@ from fake_chat import fake_chat_server, system_text, user_text
 
 from funcorr.cli import main
 from funcorr.data.manifest import read_manifest
-from funcorr.data.pseudolabel import VLMBoxProposer, VLMConfig, load_part_descriptions
+from funcorr.data.part_boxes import VLMBoxProposer, VLMConfig, load_part_descriptions
 from funcorr.data.taxonomy import load_taxonomy, taxonomy
 from funcorr.data.taxonomy_gen import (
     MERGE_SYSTEM,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from funcorr.images import pixel_grid
+
 
 @dataclass(frozen=True)
 class FeatureGrid:
@@ -27,11 +29,7 @@ class FeatureGrid:
 
     def cell_centres(self, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
         """Pixel xy of every cell centre, row-major. Returns (h*w, 2)."""
-        offset = (self.patch_size - 1) / 2
-        ys = torch.arange(h, device=device, dtype=torch.float32) * self.stride + offset
-        xs = torch.arange(w, device=device, dtype=torch.float32) * self.stride + offset
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        return torch.stack([gx, gy], dim=-1).reshape(-1, 2)
+        return pixel_grid(h, w, device) * self.stride + (self.patch_size - 1) / 2
 
 
 def pixel_to_cell(points: torch.Tensor, grid: FeatureGrid) -> torch.Tensor:
@@ -60,11 +58,6 @@ def upsample_to_pixels(fmap: torch.Tensor, grid: FeatureGrid, size: tuple[int, i
     fmap: (B, C, h, w); size: (H, W). Returns (B, C, H, W).
     """
     height, width = size
-    ys, xs = torch.meshgrid(
-        torch.arange(height, device=fmap.device, dtype=fmap.dtype),
-        torch.arange(width, device=fmap.device, dtype=fmap.dtype),
-        indexing="ij",
-    )
-    points = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2).expand(fmap.shape[0], -1, -1)
+    points = pixel_grid(height, width, fmap.device, fmap.dtype)[None].expand(fmap.shape[0], -1, -1)
     sampled = sample_at_pixels(fmap, points, grid)
     return sampled.transpose(1, 2).reshape(fmap.shape[0], fmap.shape[1], height, width)

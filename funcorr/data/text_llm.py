@@ -2,7 +2,7 @@
 
 Curation (caption -> noun, match verification) and taxonomy generation ask a language model
 short questions. They go through the same chat-completions client as the pseudo-labeller's
-VLM (:func:`funcorr.data.pseudolabel.post_chat`), without images. With a ``log`` file every
+VLM (:func:`funcorr.data.part_boxes.post_chat`), without images. With a ``log`` file every
 reply is appended as one JSON line keyed by a hash of the request, and a rerun answers
 repeated questions from it: an interrupted taxonomy run resumes where it stopped, and a
 rerun with the same settings gives the same files.
@@ -19,7 +19,7 @@ from typing import Self
 
 import httpx
 
-from funcorr.data.pseudolabel import VLMConfig, post_chat
+from funcorr.data.part_boxes import VLMConfig, post_chat
 
 
 def llm_config(

@@ -13,21 +13,27 @@ _EXPORTS = {
     "funcorr.eval.metrics": (
         "pck_at", "point_distances", "normalised_distance", "nearest_target_distances", "discovery_hits",
         "discovery_hits_at",
-        "precision_recall", "average_precision", "f1_scores", "mask_iou", "PRCurve", "DiscoveryHits",
+        "precision_recall", "average_precision", "f1_scores", "PRCurve", "DiscoveryHits",
     ),
     "funcorr.eval.functional": (
-        "FunctionalConfig", "FunctionalMethod", "FunctionalResults", "NearestNeighbourMatcher", "ChanceMatcher",
-        "GroundTruthParts", "MaskFolderParts", "HeadParts", "MatcherFeatures", "PartPredictor",
-        "evaluate_direction", "evaluate_pair", "evaluate_functional", "load_part_predictor",
+        "FunctionalConfig", "FunctionalResults", "evaluate_direction", "evaluate_pair", "evaluate_functional",
     ),
+    "funcorr.eval.functional_methods": (
+        "FunctionalMethod", "NearestNeighbourMatcher", "ChanceMatcher", "MatcherFeatures", "PartPredictor",
+    ),
+    "funcorr.eval.part_masks": ("GroundTruthParts", "MaskFolderParts", "HeadParts", "load_part_predictor"),
+    "funcorr.eval.keypoint_pairs": ("Keypoint", "Match", "KeypointView", "KeypointPair"),
+    "funcorr.eval.spair": ("SPairPairs",),
+    "funcorr.eval.soco": ("SOCOPairs",),
     "funcorr.eval.keypoints": (
-        "Keypoint", "Match", "KeypointView", "KeypointPair", "SPairPairs", "SOCOPairs", "KeypointConfig",
+        "KeypointConfig",
         "FeatureKeypointMethod", "ChanceKeypointMethod", "KeypointResults", "evaluate_keypoints", "chance_pck", "score_pair",
     ),
     "funcorr.eval.lvlm": (
         "MCQuestion", "OpenAIChatClient", "LVLMAnswerer", "RandomAnswerer", "RandomPlusPlusAnswerer",
         "questions_from_pairs", "circular", "parse_choice", "evaluate_lvlm", "read_questions",
     ),
+    "funcorr.images": ("mask_iou",),
     "funcorr.eval.report": ("render_report", "write_outputs", "result_document"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -57,16 +57,14 @@ def _method_label(matcher) -> str:
 def _functional(args: argparse.Namespace) -> int:
     import torch
 
-    from funcorr.eval.functional import (
+    from funcorr.eval.functional import FunctionalConfig, evaluate_functional, parse_shard
+    from funcorr.eval.functional_methods import (
         ChanceMatcher,
-        FunctionalConfig,
         FunctionalMethod,
         MatcherFeatures,
         NearestNeighbourMatcher,
-        evaluate_functional,
-        load_part_predictor,
-        parse_shard,
     )
+    from funcorr.eval.part_masks import load_part_predictor
     from funcorr.eval.report import result_document, write_outputs
     from funcorr.images import InputError
 
@@ -117,7 +115,7 @@ def _functional(args: argparse.Namespace) -> int:
 
 
 def _keypoint_pairs(args: argparse.Namespace):
-    from funcorr.eval.keypoints import SPairPairs
+    from funcorr.eval.spair import SPairPairs
     from funcorr.eval.soco import SOCOPairs
 
     root = Path(args.data)
@@ -246,7 +244,8 @@ def _keypoints(args: argparse.Namespace) -> int:
 def _lvlm(args: argparse.Namespace) -> int:
     import os
 
-    from funcorr.eval.keypoints import SOCOPairs, SPairPairs
+    from funcorr.eval.soco import SOCOPairs
+    from funcorr.eval.spair import SPairPairs
     from funcorr.eval.lvlm import (
         LVLMAnswerer,
         OpenAIChatClient,

@@ -30,14 +30,10 @@ the record of the whole run.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import math
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
@@ -47,34 +43,28 @@ from funcorr.eval.metrics import (
     REFERENCE_SIDE,
     PRCurve,
     discovery_hits_at,
-    mask_iou,
     nanmean,
     normalised_distance,
     pck_at,
     point_distances,
     precision_recall,
 )
+from funcorr.eval.functional_methods import DirectionMatcher, FunctionalMethod, PairView, Ranking
+from funcorr.eval.part_masks import item_image, item_object_mask
 from funcorr.images import (
+    mask_iou,
     InputError,
-    LoadedImage,
     ResizePolicy,
     apply_resize,
-    load_mask,
 )
 from funcorr.model.matcher import Prepared, prepare_image
 from funcorr.model.matching import (
     DEFAULT_BLOCK_ROWS,
     ImageFeatures,
-    discover,
-    discover_pair,
-    mask_pixels,
     part_regions,
-    transfer_points,
 )
 
 Direction = Literal["1->2", "2->1"]
-Ranking = tuple[torch.Tensor, torch.Tensor]
-"""Source pixels (P, 2) and their matches (P, 2), best first."""
 Split = Literal["within", "across", "all"]
 SPLITS: tuple[Split, ...] = ("within", "across", "all")
 
@@ -93,248 +83,6 @@ class FunctionalConfig:
     max_pairs: int | None = None
     discovery: bool = True
     shard: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class View:
-    """One image of a pair at network resolution.
-
-    object_mask, part_mask: (S, S) bool in network pixels (part_mask None without parts);
-    features None for methods that do not look at the image (chance); side = max(W, H) of the
-    original image, the unit of the thresholds.
-    """
-
-    features: ImageFeatures | None
-    object_mask: torch.Tensor
-    part_mask: torch.Tensor | None
-    prepared: Prepared
-    side: int
-
-
-class DirectionMatcher(Protocol):
-    """How a method matches within one direction. All xy are network pixels."""
-
-    def transfer(self, src: View, tgt: View, points: torch.Tensor, tgt_region: torch.Tensor) -> torch.Tensor:
-        """(N, 2) source points -> (N, 2) target points inside ``tgt_region``."""
-
-    def rank(self, src: View, tgt: View, src_region: torch.Tensor, tgt_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every pixel of ``src_region`` with its match in ``tgt_region``, best first: (P, 2), (P, 2)."""
-
-
-@dataclass(frozen=True)
-class NearestNeighbourMatcher:
-    """Cosine nearest neighbours on the views' features, ranked by the discovery score."""
-
-    block_rows: int = DEFAULT_BLOCK_ROWS
-    soft_window: float | None = None
-
-    def transfer(self, src: View, tgt: View, points: torch.Tensor, tgt_region: torch.Tensor) -> torch.Tensor:
-        return transfer_points(src.features, tgt.features, points, tgt_mask=tgt_region, soft_window=self.soft_window, block_rows=self.block_rows).points.cpu()
-
-    def rank(self, src: View, tgt: View, src_region: torch.Tensor, tgt_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Kept on the features' device: scoring the ranking against the GT runs there too.
-        ranked = discover(src.features, tgt.features, src_mask=src_region, tgt_mask=tgt_region, block_rows=self.block_rows)
-        return ranked.src_xy, ranked.tgt_xy
-
-    def rank_pair(self, first: View, second: View, first_region: torch.Tensor, second_region: torch.Tensor) -> tuple[Ranking, Ranking]:
-        """:meth:`rank` from first to second and from second to first (regions swapped), from
-        two searches instead of four."""
-        forward, backward = discover_pair(first.features, second.features, first_region, second_region, self.block_rows)
-        return (forward.src_xy, forward.tgt_xy), (backward.src_xy, backward.tgt_xy)
-
-
-@dataclass
-class ChanceMatcher:
-    """The reference chance baseline: uniformly random target pixels inside the region, and a
-    random ranking of all source pixels. Deterministic for a given seed and pair order."""
-
-    seed: int = 0
-    generator: torch.Generator = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.generator = torch.Generator().manual_seed(self.seed)
-
-    def _random_pixels(self, region: torch.Tensor, count: int) -> torch.Tensor:
-        candidates = mask_pixels(region.cpu())
-        if candidates.shape[0] == 0:
-            raise ValueError("The target region is empty: there is nowhere to transfer to.")
-        return candidates[torch.randint(candidates.shape[0], (count,), generator=self.generator)]
-
-    def transfer(self, src: View, tgt: View, points: torch.Tensor, tgt_region: torch.Tensor) -> torch.Tensor:
-        return self._random_pixels(tgt_region, points.shape[0])
-
-    def rank(self, src: View, tgt: View, src_region: torch.Tensor, tgt_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        src_xy = mask_pixels(src_region.cpu())
-        tgt_xy = self._random_pixels(tgt_region, src_xy.shape[0])
-        order = torch.randperm(src_xy.shape[0], generator=self.generator)
-        return src_xy[order], tgt_xy[order]
-
-
-# --------------------------------------------------------------------------- part masks
-
-
-class PartPredictor(Protocol):
-    """Pluggable functional-part masks (e.g. a VLM + segmenter, or the ground truth).
-
-    Called with a benchmark item and which image (1 or 2); returns an (H, W) bool mask in that
-    image's pixels. ``is_ground_truth`` is False for predictions, whose IoU is then reported.
-    """
-
-    is_ground_truth: bool
-
-    def __call__(self, item: Mapping[str, Any], index: Literal[1, 2]) -> torch.Tensor: ...
-
-
-@dataclass(frozen=True)
-class GroundTruthParts:
-    """The dataset's own ``part_mask1`` / ``part_mask2`` (an upper bound for part predictors)."""
-
-    is_ground_truth: bool = True
-
-    def __call__(self, item: Mapping[str, Any], index: Literal[1, 2]) -> torch.Tensor:
-        return torch.as_tensor(item[f"part_mask{index}"]).bool()
-
-
-@dataclass(frozen=True)
-class MaskFolderParts:
-    """Precomputed part masks, ``<folder>/<pair_id>_<1|2>.png`` (non-zero = part): how the output
-    of an external VLM pipeline plugs in."""
-
-    folder: Path
-    is_ground_truth: bool = False
-
-    def __call__(self, item: Mapping[str, Any], index: Literal[1, 2]) -> torch.Tensor:
-        path = Path(self.folder) / f"{item['pair_id']}_{index}.png"
-        if not path.is_file():
-            raise InputError(f"No predicted part mask at {path} (expected <pair_id>_<1|2>.png).")
-        return load_mask(path)
-
-
-@dataclass
-class HeadParts:
-    """The part masks a trained head predicts (``Matcher.predicted_part_mask``), computed in
-    the same backbone pass as the features and kept with them by :class:`MatcherFeatures`."""
-
-    features: MatcherFeatures
-    is_ground_truth: bool = False
-
-    def __post_init__(self) -> None:
-        self.features.with_parts = True
-
-    def __call__(self, item: Mapping[str, Any], index: Literal[1, 2]) -> torch.Tensor:
-        loaded = _loaded(item, index)
-        prepared = prepare_image(loaded, self.features.image_size, self.features.resize)
-        mask = self.features.part_mask(prepared, str(item["function"]))
-        if mask is None:
-            raise InputError("This checkpoint has no mask head; use --parts gt or a predictor.")
-        return _mask_to_image(mask.cpu(), prepared, loaded.rgb.shape[1:])
-
-
-def load_part_predictor(spec: str | None, features: MatcherFeatures | None = None) -> PartPredictor | None:
-    """``none`` | ``gt`` | ``head`` | ``folder:DIR`` | ``package.module:factory`` (a callable
-    returning a :class:`PartPredictor`)."""
-    if spec is None or spec == "none":
-        return None
-    if spec == "gt":
-        return GroundTruthParts()
-    if spec == "head":
-        if features is None or features.matcher.head is None:
-            raise InputError("--parts head needs a trained --checkpoint with a mask head.")
-        return HeadParts(features)
-    if spec.startswith("folder:"):
-        folder = Path(spec.removeprefix("folder:"))
-        if not folder.is_dir():
-            raise InputError(f"Part-mask folder {folder} does not exist.")
-        return MaskFolderParts(folder)
-    if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise InputError(f"Cannot load part predictor {spec!r}: {err}") from err
-        return factory()
-    raise InputError(f"Unknown --parts {spec!r}; use none, gt, head, folder:DIR or module:factory.")
-
-
-# --------------------------------------------------------------------------- features
-
-
-def image_key(prepared: Prepared) -> str:
-    """Content hash of a prepared image and its object mask: equal images share features."""
-    digest = hashlib.blake2b(digest_size=16)
-    for tensor in (prepared.rgb, prepared.mask):
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-@dataclass
-class MatcherFeatures:
-    """Features from a :class:`funcorr.model.matcher.Matcher`, switching the function of a trained
-    head per pair (raw backbone features ignore the function).
-
-    The features of the last ``cache_size`` distinct images (and their predicted part masks
-    when ``with_parts``) are kept, so an image shown by several pairs costs one backbone pass
-    and, with a head, one pass of the head over its object pixels.
-    """
-
-    matcher: Any
-    cache_size: int = 64
-    with_parts: bool = False
-    computed: int = field(default=0, init=False)
-    _cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
-
-    @property
-    def image_size(self) -> int:
-        return self.matcher.config.image_size
-
-    @property
-    def resize(self) -> ResizePolicy:
-        return self.matcher.config.resize
-
-    def use_function(self, function: str) -> None:
-        self.matcher.use_function(function)
-
-    def _key(self, prepared: Prepared, function: str) -> tuple[str, str]:
-        return image_key(prepared), function if self.matcher.head is not None else ""
-
-    def _fill(self, images: list[Prepared], function: str) -> list[tuple[str, str]]:
-        """Compute what the cache lacks for ``images`` in one batched pass; their keys."""
-        keys = [self._key(p, function) for p in images]
-        todo = {k: p for k, p in zip(keys, images, strict=True) if k not in self._cache}
-        if todo:
-            self.use_function(function)
-            batch = list(todo.values())
-            encoded = self.matcher.encode(batch)
-            features = self.matcher.features(batch, encoded)
-            parts = self.matcher.predicted_part_mask(batch, encoded) if self.with_parts else None
-            for i, key in enumerate(todo):
-                self._cache[key] = (features[i], None if parts is None else parts[i])
-                self.computed += 1
-        for key in keys:
-            self._cache.move_to_end(key)
-        while len(self._cache) > max(self.cache_size, len(keys)):
-            self._cache.popitem(last=False)
-        return keys
-
-    def __call__(self, images: list[Prepared], function: str) -> list[ImageFeatures]:
-        return [self._cache[key][0] for key in self._fill(images, function)]
-
-    def part_mask(self, prepared: Prepared, function: str) -> torch.Tensor | None:
-        """The head's predicted part mask of one image (None without a mask head)."""
-        return self._cache[self._fill([prepared], function)[0]][1]
-
-
-FeatureFunction = Callable[[list[Prepared], str], list[ImageFeatures]]
-
-
-@dataclass
-class FunctionalMethod:
-    """A named way to match: features (None for chance), a matcher and optional part masks."""
-
-    name: str
-    matcher: DirectionMatcher
-    features: FeatureFunction | None = None
-    parts: PartPredictor | None = None
 
 
 # --------------------------------------------------------------------------- records
@@ -533,7 +281,7 @@ def _key(threshold: float) -> str:
 # --------------------------------------------------------------------------- evaluation
 
 
-def label_transfer_region(src: View, tgt: View, min_pixels: int) -> torch.Tensor:
+def label_transfer_region(src: PairView, tgt: PairView, min_pixels: int) -> torch.Tensor:
     """Where label transfer may land: the target part when both parts are usable, else the object."""
     if (
         src.part_mask is not None
@@ -545,14 +293,14 @@ def label_transfer_region(src: View, tgt: View, min_pixels: int) -> torch.Tensor
     return tgt.object_mask
 
 
-def discovery_regions(src: View, tgt: View, min_pixels: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def discovery_regions(src: PairView, tgt: PairView, min_pixels: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(source region, target region) pairs ranked separately then concatenated in this order."""
     return part_regions(src.object_mask, tgt.object_mask, src.part_mask, tgt.part_mask, min_pixels)
 
 
 def evaluate_direction(
-    src: View,
-    tgt: View,
+    src: PairView,
+    tgt: PairView,
     src_points: torch.Tensor,
     tgt_points: torch.Tensor,
     matcher: DirectionMatcher,
@@ -591,9 +339,9 @@ def evaluate_direction(
     return DirectionResult(pair_id, direction, function, across_category, distances, tgt.side, curves, tuple(float(k) for k in config.thresholds_px))
 
 
-def make_views(item: Mapping[str, Any], method: FunctionalMethod, config: FunctionalConfig) -> tuple[View, View, tuple[float, float] | None]:
+def make_views(item: Mapping[str, Any], method: FunctionalMethod, config: FunctionalConfig) -> tuple[PairView, PairView, tuple[float, float] | None]:
     """Prepare both images of ``item``, compute features and part masks. Returns (view1, view2, part IoU)."""
-    loaded = [_loaded(item, 1), _loaded(item, 2)]
+    loaded = [item_image(item, 1), item_image(item, 2)]
     prepared = [prepare_image(image, config.image_size, config.resize) for image in loaded]
     features: list[ImageFeatures | None] = [None, None]
     if method.features is not None:
@@ -604,14 +352,14 @@ def make_views(item: Mapping[str, Any], method: FunctionalMethod, config: Functi
         in_image = [method.parts(item, 1), method.parts(item, 2)]
         parts = [_to_network(mask, p) for mask, p in zip(in_image, prepared)]
         if not method.parts.is_ground_truth and "part_mask1" in item:
-            iou = tuple(mask_iou(mask & _object_mask(item, i), torch.as_tensor(item[f"part_mask{i}"]).bool()) for i, mask in ((1, in_image[0]), (2, in_image[1])))
+            iou = tuple(mask_iou(mask & item_object_mask(item, i), torch.as_tensor(item[f"part_mask{i}"]).bool()) for i, mask in ((1, in_image[0]), (2, in_image[1])))
     views = tuple(
-        View(feat, prep.mask.cpu(), part, prep, max(image.size)) for feat, prep, part, image in zip(features, prepared, parts, loaded)
+        PairView(feat, prep.mask.cpu(), part, prep, max(image.size)) for feat, prep, part, image in zip(features, prepared, parts, loaded)
     )
     return views[0], views[1], iou
 
 
-def pair_rankings(view1: View, view2: View, matcher: DirectionMatcher, config: FunctionalConfig) -> tuple[list[Ranking] | None, list[Ranking] | None]:
+def pair_rankings(view1: PairView, view2: PairView, matcher: DirectionMatcher, config: FunctionalConfig) -> tuple[list[Ranking] | None, list[Ranking] | None]:
     """Discovery rankings of both directions from one call per region pair when the matcher
     offers ``rank_pair`` (the regions of 2->1 are those of 1->2 swapped); (None, None) else."""
     rank_pair = getattr(matcher, "rank_pair", None)
@@ -678,28 +426,8 @@ def _count(mask: torch.Tensor) -> int:
     return int(mask.sum())
 
 
-def _object_mask(item: Mapping[str, Any], index: int) -> torch.Tensor:
-    mask = item.get(f"mask{index}")
-    image = torch.as_tensor(item[f"image{index}"])
-    return torch.ones(image.shape[1:], dtype=torch.bool) if mask is None else torch.as_tensor(mask).bool()
-
-
-def _loaded(item: Mapping[str, Any], index: int) -> LoadedImage:
-    image = torch.as_tensor(item[f"image{index}"]).float()
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise InputError(f"image{index} must be (3, H, W), got {tuple(image.shape)}.")
-    return LoadedImage(image, _object_mask(item, index))
-
-
 def _to_network(mask: torch.Tensor, prepared: Prepared) -> torch.Tensor:
     """(H, W) bool in image pixels -> (S, S) bool in network pixels (nearest; never padding)."""
     return (apply_resize(mask.float(), prepared.plan, mode="nearest") > 0.5) & prepared.mask.cpu()
 
-
-def _mask_to_image(net_mask: torch.Tensor, prepared: Prepared, shape: Sequence[int]) -> torch.Tensor:
-    """Nearest-neighbour resample a network mask back onto the image grid (H, W)."""
-    height, width = int(shape[0]), int(shape[1])
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
-    net = prepared.plan.to_net(torch.stack([xs, ys], -1).reshape(-1, 2)).round().long().clamp(0, net_mask.shape[0] - 1)
-    return net_mask[net[:, 1], net[:, 0]].reshape(height, width)
 

@@ -1,4 +1,6 @@
-"""Keypoint benchmarks: SPair-71k-style and SOCO pair readers, and a PCK runner with SOCO's tasks.
+"""Keypoint benchmarks: a PCK runner with SOCO's tasks over keypoint pairs from any reader
+(SPair: :mod:`funcorr.eval.spair`; SOCO: :mod:`funcorr.eval.soco`; records:
+:mod:`funcorr.eval.keypoint_pairs`).
 
 Tasks (SOCO's taxonomy):
 
@@ -30,243 +32,28 @@ Protocol pitfalls this module guards against (each has a test):
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, overload
+from typing import Any, Literal, Protocol
 
 import torch
 
 from funcorr.backbones.base import FeatureGrid, pixel_to_cell
+from funcorr.eval.keypoint_pairs import KeypointPair, KeypointView, PairType, concept_targets, read_json
 from funcorr.eval.metrics import nanmean, pck_at
-from funcorr.files import confined
-from funcorr.images import InputError, LoadedImage, ResizePolicy, load_image
+from funcorr.eval.spair import SPAIR_SUPER_CATEGORIES
+from funcorr.images import InputError, LoadedImage, ResizePolicy
 from funcorr.model.flip import choose_orientation, mirrored_prepared, unmirror
-from funcorr.model.matcher import Prepared, prepare_image
+from funcorr.model.matcher import FeatureFunction, Prepared, prepare_image
 from funcorr.model.matching import DEFAULT_BLOCK_ROWS, ImageFeatures, transfer_points
 
-PairType = Literal["intra", "cross"]
 ThresholdReference = Literal["bbox", "image"]
 Task = Literal["soc", "cc", "soc_geo"]
 TASKS: tuple[Task, ...] = ("soc", "cc", "soc_geo")
 REFERENCES: tuple[ThresholdReference, ...] = ("bbox", "image")
-
-#: PASCAL VOC super-categories, which SPair-71k's 18 categories inherit.
-SPAIR_SUPER_CATEGORIES: dict[str, str] = {
-    **{c: "vehicle" for c in ("aeroplane", "bicycle", "boat", "bus", "car", "motorbike", "train")},
-    **{c: "animal" for c in ("bird", "cat", "cow", "dog", "horse", "sheep")},
-    **{c: "indoor" for c in ("bottle", "chair", "pottedplant", "tvmonitor")},
-    "person": "person",
-}
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class Keypoint:
-    """A named keypoint; SOCO adds its concept, ``kind`` (structural or functional) and
-    whether it is ``shared`` across categories."""
-
-    id: int
-    name: str
-    position: tuple[float, float]
-    concept_id: int | None = None
-    concept_name: str | None = None
-    kind: str | None = None
-    shared: bool | None = None
-
-
-@dataclass(frozen=True)
-class Match:
-    """A named source-to-target match; several target indices make a one-to-many (CC) match."""
-
-    label: str
-    source_indices: tuple[int, ...]
-    target_indices: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class KeypointView:
-    """One image of a pair. bbox = (left, top, right, bottom) in original pixels; size = (W, H)
-    when the annotation states it (else read from the image)."""
-
-    category: str
-    image_path: Path
-    bbox: tuple[float, float, float, float] | None
-    keypoints: tuple[Keypoint, ...]
-    size: tuple[int, int] | None = None
-
-    def load(self) -> LoadedImage:
-        return load_image(self.image_path)
-
-    def points(self) -> torch.Tensor:
-        """(K, 2) xy of the keypoints."""
-        return torch.tensor([k.position for k in self.keypoints], dtype=torch.float64).reshape(-1, 2)
-
-
-@dataclass(frozen=True)
-class KeypointPair:
-    """A source/target pair with its semantic (SOC) and concept (CC) matches."""
-
-    pair_id: str
-    pair_type: PairType
-    group: str
-    source: KeypointView
-    target: KeypointView
-    semantic_matches: tuple[Match, ...]
-    concept_matches: tuple[Match, ...] = ()
-    mirror: bool = False
-    annotation_path: Path | None = None
-
-
-# --------------------------------------------------------------------------- readers
-
-
-def read_json(path: Path) -> Any:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON: {err}") from err
-
-
-def parse_bbox(value: Sequence[float] | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    if len(value) != 4:
-        raise InputError(f"A bounding box must be [left, top, right, bottom], got {value!r}.")
-    return tuple(float(v) for v in value)  # type: ignore[return-value]
-
-
-def _resolve_image(root: Path, name: str, category: str, allow_abs: bool = False) -> Path:
-    """Find an image given as a path relative to ``root``, under ``images/``, SPair's
-    ``JPEGImages/<category>/``, or with any leading prefix (``SPair-71k/JPEGImages/...``).
-
-    Names never lead out of ``root`` with ``..``; an absolute name is used as it is only with
-    ``allow_abs`` (the user's ``--allow-abs``), else it is looked up inside ``root`` like a
-    relative one, so a downloaded pairs file cannot make funcorr read any file it names."""
-    path = Path(name)
-    if path.is_absolute() and allow_abs:
-        if path.is_file():
-            return path
-        raise InputError(f"Image {name!r} (an absolute path, allowed by --allow-abs) does not exist.")
-    parts = path.parts[1:] if path.is_absolute() else path.parts
-    confined(root, Path(*parts) if parts else "", "image path", follow_links=False)
-    confined(root, category or ".", "category", follow_links=False)
-    tried = []
-    for start in range(len(parts)):
-        rest = Path(*parts[start:])
-        for base in (root, root / "images", root / "JPEGImages" / category, root / "Images" / category):
-            candidate = base / rest
-            tried.append(candidate)
-            if candidate.is_file():
-                return candidate
-    hint = " It is an absolute path, looked up inside the dataset folder: pass --allow-abs to read it where it is." if path.is_absolute() else ""
-    raise InputError(f"Image {name!r} not found under {root} (tried {', '.join(map(str, tried[:4]))}, ...).{hint}")
-
-
-def _aligned_matches(count: int, names: Sequence[str] | None = None) -> tuple[Match, ...]:
-    """SPair lists keypoints in corresponding order: source i matches target i."""
-    return tuple(Match(str(names[i]) if names else str(i), (i,), (i,)) for i in range(count))
-
-
-def _plain_keypoints(points: Sequence[Sequence[float]], names: Sequence[Any] | None = None) -> tuple[Keypoint, ...]:
-    return tuple(Keypoint(i, str(names[i]) if names else str(i), (float(p[0]), float(p[1]))) for i, p in enumerate(points))
-
-
-class LazyPairs(Sequence[KeypointPair]):
-    """A pair list that parses one pair per access; subclasses define ``__len__`` and ``_pair``
-    (SPair here, SOCO in :mod:`funcorr.eval.soco`)."""
-
-    def _pair(self, index: int) -> KeypointPair:
-        raise NotImplementedError
-
-    @overload
-    def __getitem__(self, index: int) -> KeypointPair: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[KeypointPair]: ...
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        return self._pair(index % len(self))
-
-    def __iter__(self) -> Iterator[KeypointPair]:
-        for index in range(len(self)):
-            yield self[index]
-
-
-class SPairPairs(LazyPairs):
-    """SPair-71k pairs, lazily: either a ``pairs.json`` list (spair-mini style: ``source_path``,
-    ``source_points``, ``source_bounding_box``, ...) or SPair-71k's ``PairAnnotation/<split>/*.json``
-    (``src_imname``, ``src_kps``, ``src_bndbox``, ...). SPair has no concept labels, so only SOC
-    is defined (``concept_matches`` is empty)."""
-
-    def __init__(self, root: str | Path, split: str = "test", pairs_file: str | Path | None = None, categories: Sequence[str] | None = None, max_pairs: int | None = None, allow_abs: bool = False) -> None:
-        self.root = Path(root).expanduser()
-        self.allow_abs = allow_abs
-        listing = Path(pairs_file) if pairs_file is not None else self.root / "pairs.json"
-        self._entries: list[Mapping[str, Any]] | None = None
-        self._paths: tuple[Path, ...] = ()
-        if listing.is_file():
-            entries = read_json(listing)
-            if not isinstance(entries, list):
-                raise InputError(f"{listing} must hold a JSON list of pairs.")
-            self._entries = [e for e in entries if categories is None or e.get("category") in categories]
-        elif (self.root / "PairAnnotation" / split).is_dir():
-            paths = sorted((self.root / "PairAnnotation" / split).glob("*.json"))
-            self._paths = tuple(p for p in paths if categories is None or p.stem.split(":")[-1] in categories)
-        else:
-            raise InputError(f"No SPair pairs under {self.root}: expected pairs.json or PairAnnotation/{split}/.")
-        self._limit = max_pairs
-        if self._entries is not None:
-            # Resolve the listed images now: a pairs file naming a missing image, or one outside
-            # the folder, is one error before evaluation starts rather than a failure midway.
-            for index, entry in enumerate(self._entries[: len(self)]):
-                for key in ("source_path", "target_path"):
-                    if key not in entry:
-                        raise InputError(f"{listing}: pair {index} has no {key!r}.")
-                    _resolve_image(self.root, str(entry[key]), str(entry.get("category", "")), allow_abs)
-
-    def __len__(self) -> int:
-        count = len(self._entries) if self._entries is not None else len(self._paths)
-        return count if self._limit is None else min(count, self._limit)
-
-    def _pair(self, index: int) -> KeypointPair:
-        if self._entries is not None:
-            return self._parse_listed(self._entries[index], index)
-        path = self._paths[index]
-        return self._parse_spair71k(read_json(path), path)
-
-    def _parse_listed(self, entry: Mapping[str, Any], index: int) -> KeypointPair:
-        category = str(entry.get("category", ""))
-        src_points, tgt_points = entry["source_points"], entry["target_points"]
-        if len(src_points) != len(tgt_points):
-            raise InputError(f"Pair {index}: {len(src_points)} source but {len(tgt_points)} target points.")
-        source = KeypointView(category, _resolve_image(self.root, str(entry["source_path"]), category, self.allow_abs), parse_bbox(entry.get("source_bounding_box")), _plain_keypoints(src_points))
-        target = KeypointView(category, _resolve_image(self.root, str(entry["target_path"]), category, self.allow_abs), parse_bbox(entry.get("target_bounding_box")), _plain_keypoints(tgt_points))
-        return KeypointPair(str(entry.get("pair_id", index)), "intra", category, source, target, _aligned_matches(len(src_points)), (), bool(entry.get("mirror", 0)))
-
-    def _parse_spair71k(self, data: Mapping[str, Any], path: Path) -> KeypointPair:
-        category = str(data["category"])
-        names = [str(k) for k in data.get("kps_ids", range(len(data["src_kps"])))]
-        source = KeypointView(category, _resolve_image(self.root, str(data["src_imname"]), category, self.allow_abs), parse_bbox(data.get("src_bndbox")), _plain_keypoints(data["src_kps"], names))
-        target = KeypointView(category, _resolve_image(self.root, str(data["trg_imname"]), category, self.allow_abs), parse_bbox(data.get("trg_bndbox")), _plain_keypoints(data["trg_kps"], names))
-        return KeypointPair(str(data.get("pair_id", path.stem)), "intra", category, source, target, _aligned_matches(len(names), names), (), bool(data.get("mirror", 0)), path)
-
-
-def concept_targets(pair: KeypointPair) -> dict[int, tuple[int, ...]]:
-    """Source keypoint index -> every valid CC target index (merged over concept groups)."""
-    merged: dict[int, set[int]] = defaultdict(set)
-    for match in pair.concept_matches:
-        for s in match.source_indices:
-            merged[s].update(match.target_indices)
-    return {s: tuple(sorted(t)) for s, t in merged.items() if t}
 
 
 # --------------------------------------------------------------------------- methods
@@ -289,7 +76,6 @@ class KeypointMethod(Protocol):
     def open(self, pair: KeypointPair) -> PairContext: ...
 
 
-FeatureFunction = Callable[[list[Prepared]], list[ImageFeatures]]
 
 
 def cell_centres_holding(points: torch.Tensor, grid: FeatureGrid, size: tuple[int, int]) -> torch.Tensor:
@@ -571,13 +357,3 @@ def load_super_categories(path: str | Path | None, dataset: str) -> dict[str, st
             raise InputError(f"{path} must map category names to super-category names.")
         return {str(k): str(v) for k, v in mapping.items()}
     return dict(SPAIR_SUPER_CATEGORIES) if dataset == "spair" else {}
-
-
-def __getattr__(name: str) -> Any:
-    # The SOCO reader lives in funcorr.eval.soco (it imports the records above); these names
-    # stay importable from here.
-    if name in ("SOCOPairs", "parse_soco_pair"):
-        from funcorr.eval import soco
-
-        return getattr(soco, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 import torch
 from PIL import Image, ImageDraw
 
-from funcorr.eval.keypoints import KeypointPair, concept_targets
+from funcorr.eval.keypoint_pairs import KeypointPair, concept_targets
 from funcorr.images import InputError
 
 QueryMode = Literal["visual", "visual+description", "description"]
@@ -258,7 +258,7 @@ class OpenAIChatClient:
 
     def check_reachable(self) -> None:
         """One clear error before any question is asked when the server is down."""
-        from funcorr.data.pseudolabel import check_reachable
+        from funcorr.data.part_boxes import check_reachable
 
         check_reachable(self.base_url, min(self.timeout_s, 10.0), what="LVLM")
 

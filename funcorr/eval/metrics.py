@@ -208,15 +208,6 @@ def average_precision(precision: torch.Tensor, recall: torch.Tensor) -> float:
     return float(((recall[1:] - recall[:-1]) * precision.double()).sum())
 
 
-def mask_iou(predicted: torch.Tensor, target: torch.Tensor) -> float:
-    """Intersection over union of two (H, W) bool masks; 1 when both are empty."""
-    predicted, target = predicted.bool(), target.bool()
-    union = (predicted | target).sum()
-    if union == 0:
-        return 1.0
-    return float((predicted & target).sum() / union)
-
-
 def nanmean(values: Iterable[float]) -> float:
     """Mean of the non-NaN values; NaN when there are none."""
     kept = [v for v in values if not math.isnan(v)]

@@ -19,7 +19,7 @@ Each pair JSON is self-contained: ``pair_id``, ``pair_group`` (the aggregation g
 (groups of source and target names for one local concept: CC, one-to-many).
 
 :class:`SOCOPairs` reads any of the four pair sets lazily, in a deterministic (sorted) order,
-into funcorr's :class:`~funcorr.eval.keypoints.KeypointPair` records, which every keypoint
+into funcorr's :class:`~funcorr.eval.keypoint_pairs.KeypointPair` records, which every keypoint
 evaluation (funcorr's and SOCO's protocol) consumes.
 """
 
@@ -29,7 +29,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from funcorr.eval.keypoints import Keypoint, KeypointPair, KeypointView, LazyPairs, Match, PairType, parse_bbox, read_json
+from funcorr.eval.keypoint_pairs import (
+    Keypoint,
+    KeypointPair,
+    KeypointView,
+    LazyPairs,
+    Match,
+    PairType,
+    parse_bbox,
+    read_json,
+)
 from funcorr.files import confined
 from funcorr.images import InputError
 

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from funcorr.backbones import load_backbone
-from funcorr.eval.keypoints import KeypointPair, Match, task_label
+from funcorr.eval.keypoint_pairs import KeypointPair, Match
+from funcorr.eval.keypoints import task_label
 
 #: SOCO's requested input size (its ``--image-size``), rounded to a patch multiple.
 REQUESTED_SIZE = 800

@@ -19,11 +19,11 @@ whose features agree better. Here the *target* is mirrored:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
 
+from funcorr.model.matcher import FeatureFunction, Prepared
 from funcorr.model.matching import ImageFeatures, mask_pixels
 
 #: Lattice step (network pixels) of the points scored for agreement: at 224 px that is up to
@@ -98,17 +98,14 @@ def choose_orientation(src: ImageFeatures, tgt: ImageFeatures, tgt_unmirrored: I
     return (tgt_unmirrored if choice.flipped else tgt), choice
 
 
-FeatureFunction = Callable[[list], list[ImageFeatures]]
-
-
-def mirrored_prepared(prepared):
+def mirrored_prepared(prepared: Prepared) -> Prepared:
     """A :class:`~funcorr.model.matcher.Prepared` image mirrored left-right (same resize plan:
     positions are mirrored back in network pixels before the plan maps them to the original)."""
     content = None if prepared.content is None else mirror_image(prepared.content)
     return replace(prepared, rgb=mirror_image(prepared.rgb), mask=mirror_image(prepared.mask), content=content)
 
 
-def flip_aware_target(features: FeatureFunction, src: ImageFeatures, tgt: ImageFeatures, tgt_prepared) -> tuple[ImageFeatures, Orientation]:
+def flip_aware_target(features: FeatureFunction, src: ImageFeatures, tgt: ImageFeatures, tgt_prepared: Prepared) -> tuple[ImageFeatures, Orientation]:
     """Compute the mirrored target's features with ``features`` (list of Prepared -> list of
     ImageFeatures, e.g. ``Matcher.features``) and keep the better-agreeing orientation."""
     mirrored = features([mirrored_prepared(tgt_prepared)])[0]

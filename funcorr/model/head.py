@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from funcorr.backbones.base import FeatureGrid, sample_at_pixels
+from funcorr.images import pixel_grid
 
 
 @dataclass(frozen=True)
@@ -132,12 +133,7 @@ class FunctionHead(nn.Module):
         height, width = size
         projected = self.project_blocks(blocks)
         batch = projected.shape[0]
-        ys, xs = torch.meshgrid(
-            torch.arange(height, device=projected.device, dtype=projected.dtype),
-            torch.arange(width, device=projected.device, dtype=projected.dtype),
-            indexing="ij",
-        )
-        pixels = torch.stack([xs, ys], dim=-1).reshape(-1, 2)  # (H*W, 2), row-major
+        pixels = pixel_grid(height, width, projected.device, projected.dtype)  # (H*W, 2)
         features, logits = [], []
         for start in range(0, pixels.shape[0], chunk_pixels):
             chunk = pixels[start : start + chunk_pixels][None].expand(batch, -1, -1)

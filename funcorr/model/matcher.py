@@ -21,6 +21,7 @@ object stands out, falls back to ``full`` and says so (a warning, and ``Encoded.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
@@ -95,6 +96,10 @@ def prepare_image(image: LoadedImage, size: int, policy: ResizePolicy) -> Prepar
     if not mask.any():
         raise InputError(f"The object mask of {image.path or 'an image'} vanishes at {size}px.")
     return Prepared(rgb, mask, plan, alpha, content)
+
+
+#: Features of prepared images, one per image (e.g. ``Matcher.features``).
+FeatureFunction = Callable[[list[Prepared]], list[ImageFeatures]]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ same answer. Discovery of a pair matches every pixel of each region once in each
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -313,13 +313,20 @@ class Discovery:
     similarity: torch.Tensor
     cycle_error: torch.Tensor
 
+    def _fields(self) -> tuple[torch.Tensor, ...]:
+        return self.src_xy, self.tgt_xy, self.score, self.similarity, self.cycle_error
+
+    def select(self, index: torch.Tensor | slice) -> Discovery:
+        """The candidates ``index`` picks (an order, a bool mask or a slice), in that order."""
+        return Discovery(*(t[index] for t in self._fields()))
+
     def top(self, k: int) -> Discovery:
-        return Discovery(
-            *(
-                t[:k]
-                for t in (self.src_xy, self.tgt_xy, self.score, self.similarity, self.cycle_error)
-            )
-        )
+        return self.select(slice(None, k))
+
+    @staticmethod
+    def concat(parts: Sequence[Discovery]) -> Discovery:
+        """Rankings one after the other (e.g. part -> part, then rest -> rest)."""
+        return Discovery(*(torch.cat(list(f)) for f in zip(*(d._fields() for d in parts), strict=True)))
 
 
 @dataclass(frozen=True)
@@ -359,9 +366,7 @@ def rank_matches(forward: DenseMatches, backward: DenseMatches) -> Discovery:
     score = (1 - minmax(cycle, constant=0.0)) * minmax(forward.similarity)
     # Stable sort keeps row-major order among ties, so rankings are deterministic.
     order = torch.sort(score, descending=True, stable=True).indices
-    return Discovery(
-        forward.xy[order], tgt_xy[order], score[order], forward.similarity[order], cycle[order]
-    )
+    return Discovery(forward.xy, tgt_xy, score, forward.similarity, cycle).select(order)
 
 
 def discover(
@@ -422,11 +427,9 @@ def discover_in_regions(
     block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> Discovery:
     """:func:`discover` within each region pair, rankings concatenated in region order."""
-    parts = [discover(src, tgt, src_mask=s, tgt_mask=t, block_rows=block_rows) for s, t in regions]
-    fields = zip(
-        *((d.src_xy, d.tgt_xy, d.score, d.similarity, d.cycle_error) for d in parts), strict=True
+    return Discovery.concat(
+        [discover(src, tgt, src_mask=s, tgt_mask=t, block_rows=block_rows) for s, t in regions]
     )
-    return Discovery(*(torch.cat(list(f)) for f in fields))
 
 
 def mutual_nearest(
@@ -438,19 +441,7 @@ def mutual_nearest(
     """Matches whose backward nearest neighbour returns to (within ``tolerance`` px of) the
     start."""
     ranked = discover(src, tgt, block_rows=block_rows)
-    keep = ranked.cycle_error <= tolerance
-    return Discovery(
-        *(
-            t[keep]
-            for t in (
-                ranked.src_xy,
-                ranked.tgt_xy,
-                ranked.score,
-                ranked.similarity,
-                ranked.cycle_error,
-            )
-        )
-    )
+    return ranked.select(ranked.cycle_error <= tolerance)
 
 
 def spread_out(

@@ -20,16 +20,15 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from funcorr.data.readers import TrainViews, load_view
-from funcorr.data.pseudolabel import (
+from funcorr.data.part_boxes import (
     NoisyOracleProposer,
     OracleNoise,
     VLMBoxProposer,
     VLMConfig,
     check_reachable,
-    mask_iou,
-    pseudo_label_parts,
 )
-from funcorr.images import InputError, atomic_path
+from funcorr.data.pseudolabel import pseudo_label_parts
+from funcorr.images import atomic_path, InputError, mask_iou
 from funcorr.train.config import TrainConfig, cache_key
 
 CACHE_FORMAT = "funcorr-train-cache"
