@@ -58,7 +58,8 @@ def machine_line() -> str:
 def previous_engine() -> Iterator[None]:
     """The engine before features were kept and searches pruned: brute-force search only, and
     a trained head re-run over the candidates at every search."""
-    from funcorr.model import head_features, matching
+    from funcorr.model import head as head_features
+    from funcorr.model import matching
     from funcorr.model import matcher as matcher_module
 
     saved = matching.CELL_SEARCH_MIN_PAIRS, matcher_module.head_image_features

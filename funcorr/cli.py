@@ -107,7 +107,7 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
 def _match(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from funcorr.match import MatchRequest, matcher_config_from_args, parse_point, run_match, write_outputs
+    from funcorr.match_command import MatchRequest, matcher_config_from_args, parse_point, run_match, write_outputs
     from funcorr.model.matcher import Matcher
     from funcorr.text import resolve_function
 

@@ -152,7 +152,7 @@ def _xyz_or_none(point: np.ndarray) -> list[float] | None:
 
 def run_transfer(request: TransferRequest, matcher: Matcher) -> tuple[dict, np.ndarray]:
     """Transfer ``request.demonstration``. Returns (JSON-ready record, picture (H, W, 3) uint8)."""
-    from funcorr.match import check_points, encode_pair, object_mask_record, record_header
+    from funcorr.match_command import check_points, encode_pair, object_mask_record, record_header
 
     src_image, tgt_image = load_image(request.source), load_image(request.target)
     demo = request.demonstration
@@ -314,7 +314,7 @@ def _camera_from_args(depth: str | None, intrinsics: str | None, scale: float | 
 
 
 def _transfer(args: argparse.Namespace) -> int:
-    from funcorr.match import matcher_config_from_args, parse_point
+    from funcorr.match_command import matcher_config_from_args, parse_point
     from funcorr.model.matcher import Matcher
     from funcorr.text import resolve_function
 

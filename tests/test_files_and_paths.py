@@ -23,7 +23,7 @@ from funcorr.data.readers import EvalPairs, read_index
 from funcorr.eval.spair import SPairPairs
 from funcorr.files import atomic_path, make_temp_dir, remove_stale_temps, write_all
 from funcorr.images import InputError, save_png_atomic
-from funcorr.match import write_outputs
+from funcorr.match_command import write_outputs
 from funcorr.serve.pairs import DatasetPairs
 
 

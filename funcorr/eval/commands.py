@@ -27,7 +27,7 @@ def _matcher(args: argparse.Namespace, function: str | None = None):
     backbone's raw features."""
     from funcorr.backbones import BACKBONES
     from funcorr.images import InputError
-    from funcorr.match import matcher_config_from_args
+    from funcorr.match_command import matcher_config_from_args
     from funcorr.model.matcher import Matcher
 
     method = getattr(args, "method", None)

@@ -171,19 +171,3 @@ def read_training_state(
     version, internal, gauss = record["python_rng"]
     record["python_rng"] = (version, tuple(internal), gauss)
     return record
-
-
-def load_trained(path: str | Path, device: torch.device | str = "cpu", weights: str | None = None):
-    """Rebuild (backbone, head, function embedder) from a checkpoint, on ``device``."""
-    from funcorr.backbones import load_backbone
-    from funcorr.text import load_function_embedder
-
-    checkpoint = read_checkpoint(path)
-    try:
-        spec = checkpoint.record["backbone"]
-        name, layers, stride, encoder = spec["name"], spec["layers"], spec["stride"], checkpoint.record["text_encoder"]
-    except (KeyError, TypeError) as err:
-        raise InputError(f"{path}: the checkpoint record lacks {err}.") from None
-    backbone = load_backbone(name, layers=layers, stride=stride, weights=weights, device=device)
-    head = checkpoint.head().to(device)
-    return backbone, head, load_function_embedder(encoder)

@@ -30,9 +30,10 @@ import torch
 
 from funcorr.backbones import DEFAULT_BACKBONE, load_backbone, resolve_device
 from funcorr.images import InputError, LoadedImage, Resize, ResizePolicy, apply_resize, plan_resize
-from funcorr.model.checkpoint import load_trained
-from funcorr.model.head_features import head_image_features, head_part_mask
+from funcorr.model.checkpoint import read_checkpoint
+from funcorr.model.head import head_image_features, head_part_mask
 from funcorr.model.matching import ImageFeatures, feature_map_features
+from funcorr.text import load_function_embedder
 
 ObjectMaskPolicy = Literal["auto", "alpha", "saliency", "full"]
 OBJECT_MASK_POLICIES: tuple[str, ...] = get_args(ObjectMaskPolicy)
@@ -59,6 +60,19 @@ class MatcherConfig:
     def __post_init__(self) -> None:
         if self.object_mask not in OBJECT_MASK_POLICIES:
             raise InputError(f"Unknown object mask policy {self.object_mask!r}; use one of {', '.join(OBJECT_MASK_POLICIES)}.")
+
+
+def load_trained(path: str | Path, device: torch.device | str = "cpu", weights: str | None = None):
+    """Rebuild (backbone, head, function embedder) from a checkpoint file, on ``device``."""
+    checkpoint = read_checkpoint(path)
+    try:
+        spec = checkpoint.record["backbone"]
+        name, layers, stride, encoder = spec["name"], spec["layers"], spec["stride"], checkpoint.record["text_encoder"]
+    except (KeyError, TypeError) as err:
+        raise InputError(f"{path}: the checkpoint record lacks {err}.") from None
+    backbone = load_backbone(name, layers=layers, stride=stride, weights=weights, device=device)
+    head = checkpoint.head().to(device)
+    return backbone, head, load_function_embedder(encoder)
 
 
 @dataclass(frozen=True)

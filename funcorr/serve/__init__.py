@@ -21,7 +21,7 @@ HOST = "127.0.0.1"
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from funcorr.match import checkpoint_from_args, matcher_config_from_args
+    from funcorr.match_command import checkpoint_from_args, matcher_config_from_args
     from funcorr.serve.app import create_app
     from funcorr.serve.viewer import Viewer, ViewerConfig, find_checkpoints
 

@@ -526,7 +526,7 @@ class Viewer:
     def export_record(self, request: ExportRequest) -> dict:
         """The page's current result as a JSON-ready record."""
         src_stored, tgt_stored = self.image(request.source), self.image(request.target)
-        from funcorr.match import record_header
+        from funcorr.match_command import record_header
 
         record = {
             **record_header(src_stored.info(), tgt_stored.info(), self.matcher(request.choice)),

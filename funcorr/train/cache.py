@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from funcorr.data.readers import TrainViews, load_view
+from funcorr.data.backgrounds import random_background
 from funcorr.data.part_boxes import (
     NoisyOracleProposer,
     OracleNoise,
@@ -76,8 +77,6 @@ def _background(kind: str, size: tuple[int, int], rng: np.random.Generator, dtyp
     0.1 did, so colour-only caches stay reproducible."""
     if kind == "colour":
         return torch.tensor(rng.uniform(0, 1, 3), dtype=dtype).view(3, 1, 1).expand(3, *size)
-    from funcorr.data.backgrounds import random_background
-
     pixels = random_background(rng, (size[1], size[0]), kinds=(kind,))
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).to(dtype) / 255.0
 

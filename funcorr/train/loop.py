@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from funcorr.backbones import FeatureGrid, load_backbone, resolve_device
+from funcorr.cli import positive_int
 from funcorr.data.readers import EvalPairs
 from funcorr.files import check_output_folder
 from funcorr.images import InputError, atomic_path
@@ -29,8 +30,7 @@ from funcorr.model.checkpoint import (
     save_training_state,
     training_state_path,
 )
-from funcorr.model.head import FunctionHead, HeadConfig
-from funcorr.model.head_features import head_image_features
+from funcorr.model.head import FunctionHead, HeadConfig, head_image_features
 from funcorr.model.losses import LossWeights, combined_loss, functional_infonce, mask_bce, sample_part_points, spatial_infonce
 from funcorr.model.matching import feature_map_features, transfer_points
 from funcorr.text import load_function_embedder
@@ -224,8 +224,6 @@ def _train_command(args) -> int:
 
 
 def register(sub) -> None:
-    from funcorr.cli import positive_int
-
     parser = sub.add_parser("train", help="train the function-conditioned head on a funcorr dataset")
     parser.add_argument("--config", help="YAML file with TrainConfig fields (see funcorr/train/config.py)")
     parser.add_argument("--data", help="dataset folder (overrides the config)")
