@@ -32,18 +32,10 @@ from pathlib import Path
 
 from funcorr.data.caption_nouns import Caption, count_lines, read_captions
 from funcorr.data.category_match import DEFAULT_THRESHOLD, CategoryMatcher
+from funcorr.data.curate_report import build_report
 from funcorr.data.manifest import ManifestRow, write_manifest
 from funcorr.images import InputError, atomic_path
 
-STATUSES = (
-    "malformed",
-    "no_noun",
-    "below_threshold",
-    "no_mesh",
-    "verify_rejected",
-    "duplicate",
-    "matched",
-)
 
 VERIFY_SYSTEM = (
     "You check category labels of 3D models. You get a description of a model and a proposed "
@@ -354,7 +346,6 @@ def curate(
             log.write("".join(d.to_line() for d in lines))
             log.flush()
             bar.update(len(chunk))
-    from funcorr.data.curate_report import build_report
 
     kept = state.kept()
     rows = []

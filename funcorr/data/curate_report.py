@@ -21,6 +21,17 @@ from pathlib import Path
 from funcorr.data.caption_nouns import read_captions
 from funcorr.data.manifest import ManifestRow
 
+#: Every decision a caption can end in, in report order.
+STATUSES = (
+    "malformed",
+    "no_noun",
+    "below_threshold",
+    "no_mesh",
+    "verify_rejected",
+    "duplicate",
+    "matched",
+)
+
 REJECTIONS = ("below_threshold", "no_mesh", "verify_rejected", "duplicate", "over_cap")
 CAPTION_CHARS = 200
 
@@ -94,14 +105,8 @@ def build_report(
 
     totals = {
         status: sum(n for (_, s), n in state.counts.items() if s == status)
-        for status in (
-            "malformed",
-            "no_noun",
-            "below_threshold",
-            "no_mesh",
-            "verify_rejected",
-            "duplicate",
-        )
+        for status in STATUSES
+        if status != "matched"
     }
     matched = sum(n for (_, s), n in state.counts.items() if s == "matched")
     totals = {

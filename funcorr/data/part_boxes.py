@@ -165,6 +165,22 @@ def check_reachable(base_url: str, timeout_s: float = 10.0, what: str = "VLM") -
         raise VLMError(f"Cannot reach the {what} endpoint {base_url}: {err.strerror or err}.") from None
 
 
+class ChatClientOwner:
+    """Owns ``self.client`` (an ``httpx.Client``) and closes it on ``close()`` or at the end
+    of a ``with`` block."""
+
+    client: httpx.Client
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+
 @dataclass(frozen=True)
 class VLMConfig:
     """An OpenAI-compatible chat-completions endpoint that answers with boxes.
@@ -246,7 +262,7 @@ def reply_text(payload: dict) -> str:
     return content or ""
 
 
-class VLMBoxProposer:
+class VLMBoxProposer(ChatClientOwner):
     """Asks a VLM for the part's boxes: one chat request per call, image as a base64 data URL."""
 
     def __init__(self, config: VLMConfig, descriptions: dict[str, dict[str, str]] | None = None, client: httpx.Client | None = None):
@@ -255,15 +271,6 @@ class VLMBoxProposer:
             descriptions = load_part_descriptions(config.taxonomy)
         self.descriptions = descriptions
         self.client = client if client is not None else httpx.Client(timeout=config.timeout_s)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.client.close()
 
     def request_body(self, view: ViewImage, category: str, part: str) -> tuple[dict, tuple[int, int], tuple[int, int]]:
         """(chat-completions JSON body, sent_size, offset) for one question about ``view``."""

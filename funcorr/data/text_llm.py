@@ -15,11 +15,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Self
 
 import httpx
 
-from funcorr.data.part_boxes import VLMConfig, post_chat
+from funcorr.data.part_boxes import ChatClientOwner, VLMConfig, post_chat
 
 
 def llm_config(
@@ -39,7 +38,7 @@ def llm_config(
     )
 
 
-class TextLLM:
+class TextLLM(ChatClientOwner):
     """``ask(system, user) -> reply text``; replies are logged to / replayed from ``log``."""
 
     def __init__(
@@ -56,15 +55,6 @@ class TextLLM:
         if self.log is not None and self.log.is_file():
             self.replies = _read_log(self.log)
             _end_with_newline(self.log)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.client.close()
 
     def body(self, system: str, user: str) -> dict:
         """The chat-completions request for one question."""
