@@ -51,7 +51,9 @@ class OneDirectionAtATime(NearestNeighbourMatcher):
 def run(pairs, matcher: Matcher, previous: bool) -> tuple[float, dict, int]:
     """(seconds, record, feature passes) of one evaluation."""
     features = MatcherFeatures(matcher, cache_size=0 if previous else 64)
-    method = FunctionalMethod("bench", OneDirectionAtATime() if previous else NearestNeighbourMatcher(), features)
+    method = FunctionalMethod(
+        "bench", OneDirectionAtATime() if previous else NearestNeighbourMatcher(), features
+    )
     start = time.perf_counter()
     with previous_engine() if previous else nullcontext():
         record = evaluate_functional(pairs, method, FunctionalConfig()).to_record()
@@ -67,15 +69,27 @@ def compare(name: str, pairs, baseline_pairs, config: MatcherConfig) -> None:
     same = sum(a == b for a, b in zip(old["per_direction"], new["per_direction"], strict=True))
     # Rows may differ only through float rounding: the backbone (and a head's first layer) give
     # last-bit differences between batch sizes, which can flip a near-tie of one point.
-    gap = max(abs(a[k] - b[k]) for a, b in zip(old["per_direction"], new["per_direction"], strict=True)
-              for k in a if isinstance(a[k], float) and isinstance(b[k], float) and a[k] == a[k] and b[k] == b[k])
-    assert gap < 0.05, f"{name}: the two pipelines disagree beyond float rounding (largest difference {gap})"
+    gap = max(
+        abs(a[k] - b[k])
+        for a, b in zip(old["per_direction"], new["per_direction"], strict=True)
+        for k in a
+        if isinstance(a[k], float) and isinstance(b[k], float) and a[k] == a[k] and b[k] == b[k]
+    )
+    assert gap < 0.05, (
+        f"{name}: the two pipelines disagree beyond float rounding (largest difference {gap})"
+    )
     rate, old_rate = len(pairs) / seconds, len(baseline_pairs) / old_seconds
-    print(f"{name}: {rate:.2f} pairs/s ({len(pairs)} pairs, {passes} feature passes for {2 * len(pairs)} images)"
-          f" -> {PRESET_PAIRS} pairs in {PRESET_PAIRS / rate / 60:.1f} min")
-    print(f"  previous pipeline: {old_rate:.3f} pairs/s ({len(baseline_pairs)} pairs) -> {PRESET_PAIRS / old_rate / 60:.1f} min;"
-          f" ratio {rate / old_rate:.1f}x")
-    print(f"  same numbers on the baseline pairs: {same} of {len(new['per_direction'])} pair-directions identical, largest difference {gap:.4f}")
+    print(
+        f"{name}: {rate:.2f} pairs/s ({len(pairs)} pairs, {passes} feature passes for {2 * len(pairs)} images)"
+        f" -> {PRESET_PAIRS} pairs in {PRESET_PAIRS / rate / 60:.1f} min"
+    )
+    print(
+        f"  previous pipeline: {old_rate:.3f} pairs/s ({len(baseline_pairs)} pairs) -> {PRESET_PAIRS / old_rate / 60:.1f} min;"
+        f" ratio {rate / old_rate:.1f}x"
+    )
+    print(
+        f"  same numbers on the baseline pairs: {same} of {len(new['per_direction'])} pair-directions identical, largest difference {gap:.4f}"
+    )
 
 
 def main() -> None:
@@ -83,8 +97,12 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="benchmark folder (make-data)")
     parser.add_argument("--pairs", type=int, default=40)
     parser.add_argument("--baseline-pairs", type=int, default=8)
-    parser.add_argument("--checkpoint", help="trained head (default: a random head of the default size)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
+    parser.add_argument(
+        "--checkpoint", help="trained head (default: a random head of the default size)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)"
+    )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -96,7 +114,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = args.checkpoint or str(random_head_checkpoint(Path(folder)))
         label = f"head {Path(checkpoint).name if args.checkpoint else '(random weights)'}"
-        compare(label, pairs, baseline_pairs, MatcherConfig(checkpoint=checkpoint, function="pour-with", device=args.device))
+        compare(
+            label,
+            pairs,
+            baseline_pairs,
+            MatcherConfig(checkpoint=checkpoint, function="pour-with", device=args.device),
+        )
     print(machine_line())
 
 

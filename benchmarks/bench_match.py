@@ -36,7 +36,9 @@ def prepared_pair(index: int, pixels: int) -> list[Prepared]:
     plan = plan_resize((224, 224), (224, 224), "resize")
     images = []
     for k in range(2):
-        rgb, mask = rendered_object(CATEGORIES[(2 * index + k) % len(CATEGORIES)], 3 + index, pixels)
+        rgb, mask = rendered_object(
+            CATEGORIES[(2 * index + k) % len(CATEGORIES)], 3 + index, pixels
+        )
         images.append(Prepared(rgb, mask, plan, True))
     return images
 
@@ -54,7 +56,9 @@ def measure(matcher: Matcher, pairs: list[list[Prepared]]) -> dict[str, float]:
         (src, tgt), seconds = timed(lambda pair=pair: matcher.features(pair))
         totals["features"] += seconds
         points = mask_pixels(pair[0].mask)
-        fast, seconds = timed(lambda src=src, tgt=tgt, points=points: transfer_points(src, tgt, points))
+        fast, seconds = timed(
+            lambda src=src, tgt=tgt, points=points: transfer_points(src, tgt, points)
+        )
         totals["exact"] += seconds
 
         def brute(src=src, tgt=tgt, points=points):
@@ -63,12 +67,18 @@ def measure(matcher: Matcher, pairs: list[list[Prepared]]) -> dict[str, float]:
 
         ((idx, sim), keys), seconds = timed(brute)
         totals["brute"] += seconds
-        assert torch.equal(fast.points, mask_pixels(tgt.mask)[idx]), "pruned search and brute force disagree"
+        assert torch.equal(fast.points, mask_pixels(tgt.mask)[idx]), (
+            "pruned search and brute force disagree"
+        )
         assert torch.equal(fast.similarity, sim), "pruned search and brute force disagree"
-        plain = torch.cat([(block @ keys.T).argmax(dim=1) for block in src.sample(points).split(2048)])
+        plain = torch.cat(
+            [(block @ keys.T).argmax(dim=1) for block in src.sample(points).split(2048)]
+        )
         totals["differing_f32"] += int((plain != idx).sum())
         totals["queries"] += points.shape[0]
-    return {k: v / len(pairs) if k in ("features", "brute", "exact") else v for k, v in totals.items()}
+    return {
+        k: v / len(pairs) if k in ("features", "brute", "exact") else v for k, v in totals.items()
+    }
 
 
 def main() -> None:
@@ -77,7 +87,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--sizes", type=int, nargs="+", default=[8000, 21000], help="object pixels")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     matcher = Matcher(MatcherConfig(backbone=args.backbone, device=args.device, batch_size=8))
@@ -88,14 +100,26 @@ def main() -> None:
         size = sum(int(p.mask.sum()) for pair in pairs for p in pair) // (2 * len(pairs))
         r = measure(matcher, pairs)
         old, new = r["features"] + r["brute"], r["features"] + r["exact"]
-        print(f"{size}-pixel objects, every source object pixel matched ({args.pairs} pairs), seconds per pair:")
-        print(f"  features {r['features']:.3f} | brute force {r['brute']:.3f} | new exact {r['exact']:.3f} | search ratio brute/new {r['brute'] / r['exact']:.1f}x")
-        print(f"  with features: brute force {old:.3f}, new exact {new:.3f} (ratio {old / new:.1f}x; target < 1 s at 21k pixels)")
-        print(f"  identical matches: yes (asserted); a plain float32 argmax differs on {r['differing_f32']} of {r['queries']} queries (float-noise near-ties)")
-    images = [image for pair in [prepared_pair(i, 8000) for i in range(args.pairs)] for image in pair]
+        print(
+            f"{size}-pixel objects, every source object pixel matched ({args.pairs} pairs), seconds per pair:"
+        )
+        print(
+            f"  features {r['features']:.3f} | brute force {r['brute']:.3f} | new exact {r['exact']:.3f} | search ratio brute/new {r['brute'] / r['exact']:.1f}x"
+        )
+        print(
+            f"  with features: brute force {old:.3f}, new exact {new:.3f} (ratio {old / new:.1f}x; target < 1 s at 21k pixels)"
+        )
+        print(
+            f"  identical matches: yes (asserted); a plain float32 argmax differs on {r['differing_f32']} of {r['queries']} queries (float-noise near-ties)"
+        )
+    images = [
+        image for pair in [prepared_pair(i, 8000) for i in range(args.pairs)] for image in pair
+    ]
     _, one_by_one = timed(lambda: [matcher.block_features([image]) for image in images])
     _, batched = timed(lambda: matcher.block_features(images))
-    print(f"feature extraction for {len(images)} images: one-by-one {one_by_one:.3f}s, batched {batched:.3f}s, batched/one-by-one time ratio {batched / one_by_one:.2f}")
+    print(
+        f"feature extraction for {len(images)} images: one-by-one {one_by_one:.3f}s, batched {batched:.3f}s, batched/one-by-one time ratio {batched / one_by_one:.2f}"
+    )
     print(machine_line())
 
 

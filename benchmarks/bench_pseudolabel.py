@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from common import machine_line
 
-from funcorr.data.readers import TrainViews, load_view
 from funcorr.data.part_boxes import NoisyOracleProposer, OracleNoise
 from funcorr.data.pseudolabel import pseudo_label_part, pseudo_label_parts
+from funcorr.data.readers import TrainViews, load_view
 from funcorr.train.config import TrainConfig
 
 
@@ -41,24 +41,36 @@ def main() -> None:
         start = time.perf_counter()
         views = [load_view(Path(args.data), asset_id, v, record) for v in range(record["n_views"])]
         points = np.concatenate([v.xyz[v.mask] for v in views])
-        points = points[np.random.default_rng(seed).choice(len(points), min(len(points), 100_000), replace=False)]
+        points = points[
+            np.random.default_rng(seed).choice(
+                len(points), min(len(points), 100_000), replace=False
+            )
+        ]
         totals["load"] += time.perf_counter() - start
         parts = [spec["part"] for spec in record["functions"].values()]
         start = time.perf_counter()
         proposer = NoisyOracleProposer(noise, seed=seed)
-        alone = [pseudo_label_part(views, points, proposer, record["category"], part) for part in parts]
+        alone = [
+            pseudo_label_part(views, points, proposer, record["category"], part) for part in parts
+        ]
         totals["alone"] += time.perf_counter() - start
         start = time.perf_counter()
-        shared = pseudo_label_parts(views, points, NoisyOracleProposer(noise, seed=seed), record["category"], parts)
+        shared = pseudo_label_parts(
+            views, points, NoisyOracleProposer(noise, seed=seed), record["category"], parts
+        )
         totals["shared"] += time.perf_counter() - start
         for a, b in zip(alone, shared, strict=True):
-            assert all(np.array_equal(m, n) for m, n in zip(a.masks, b.masks, strict=True)), asset_id
+            assert all(np.array_equal(m, n) for m, n in zip(a.masks, b.masks, strict=True)), (
+                asset_id
+            )
         parts_done += len(parts)
         print(f"  {asset_id}: {len(parts)} parts, {len(points)} points, {len(views)} views")
     n = min(args.assets, len(dataset.asset_ids))
     alone, shared = totals["alone"] / n, totals["shared"] / n
     print(f"{n} assets, {parts_done / n:.1f} parts per asset; seconds per asset:")
-    print(f"  load views + sample points {totals['load'] / n:.2f} | each part alone {alone:.2f} | shared geometry {shared:.2f} | ratio {alone / shared:.1f}x")
+    print(
+        f"  load views + sample points {totals['load'] / n:.2f} | each part alone {alone:.2f} | shared geometry {shared:.2f} | ratio {alone / shared:.1f}x"
+    )
     print("  masks identical: yes (asserted)")
     print(machine_line())
 

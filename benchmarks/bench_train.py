@@ -65,8 +65,12 @@ def main() -> None:
 
     cached = steps_per_second(cached_step, args.steps)
     recomputed = steps_per_second(recomputing_step, max(2, args.steps // 3))
-    print(f"threads: {torch.get_num_threads()}, batch_pairs: {cfg.batch_pairs}, points/image: {cfg.points_per_image}")
-    print(f"steps/s with cached features: {cached:.2f}; recomputing features: {recomputed:.2f}; cached/recomputing speed ratio {cached / recomputed:.1f}x")
+    print(
+        f"threads: {torch.get_num_threads()}, batch_pairs: {cfg.batch_pairs}, points/image: {cfg.points_per_image}"
+    )
+    print(
+        f"steps/s with cached features: {cached:.2f}; recomputing features: {recomputed:.2f}; cached/recomputing speed ratio {cached / recomputed:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def scene(seed: int, category: str, whole_image: bool) -> tuple[Prepared, torch.
     rgb = torch.from_numpy(view.rgb).permute(2, 0, 1).float() / 255
     mask = torch.ones(224, 224, dtype=torch.bool) if whole_image else torch.from_numpy(view.mask)
     plan = plan_resize((224, 224), (224, 224), "resize")
-    return Prepared(rgb, mask, plan, not whole_image), torch.from_numpy(view.part_mask(asset.functions["pour-with"].part))
+    return Prepared(rgb, mask, plan, not whole_image), torch.from_numpy(
+        view.part_mask(asset.functions["pour-with"].part)
+    )
 
 
 def demonstration(part: torch.Tensor, n: int = 5) -> torch.Tensor:
@@ -55,7 +57,13 @@ def demonstration(part: torch.Tensor, n: int = 5) -> torch.Tensor:
     return xy[torch.linspace(0, xy.shape[0] - 1, n).round().long()]
 
 
-def transfer_all(matcher: Matcher, reference: Prepared, points: torch.Tensor, targets: list[Prepared], stride: int = 1) -> tuple[float, list[torch.Tensor]]:
+def transfer_all(
+    matcher: Matcher,
+    reference: Prepared,
+    points: torch.Tensor,
+    targets: list[Prepared],
+    stride: int = 1,
+) -> tuple[float, list[torch.Tensor]]:
     """Seconds and moved points (forward, then back into the reference) for every target."""
     start = time.perf_counter()
     src = matcher.features([reference])[0]
@@ -84,25 +92,39 @@ def label_transfer_cost(matcher: Matcher, data: str, n_pairs: int) -> str:
     for i in range(min(n_pairs, len(pairs))):
         item = pairs[i]
         matcher.use_function(item["function"])
-        prepared = [prepare_image(LoadedImage(item[f"image{k}"], item[f"mask{k}"]), 224, "pad") for k in (1, 2)]
+        prepared = [
+            prepare_image(LoadedImage(item[f"image{k}"], item[f"mask{k}"]), 224, "pad")
+            for k in (1, 2)
+        ]
         features = matcher.features(prepared)
         corr = item["correspondences"].float()
         for a, b in ((0, 1), (1, 0)):
             for stride in hits:
-                moved = transfer_points(features[a], features[b], corr[:, a], candidate_stride=stride, refine=stride > 1).points.cpu()
+                moved = transfer_points(
+                    features[a], features[b], corr[:, a], candidate_stride=stride, refine=stride > 1
+                ).points.cpu()
                 hits[stride].append((moved - corr[:, b]).norm(dim=1))
     out = []
     for stride, distances in hits.items():
         d = torch.cat(distances)
-        out.append(f"{'exact' if stride == 1 else 'lattice'} PCK@23 {100 * float((d <= 23).float().mean()):.1f} PCK@10 {100 * float((d <= 10).float().mean()):.1f}")
-    return f"label transfer on the first {min(n_pairs, len(pairs))} pairs of {data} ({sum(map(len, hits[1]))} points): " + ", ".join(out)
+        out.append(
+            f"{'exact' if stride == 1 else 'lattice'} PCK@23 {100 * float((d <= 23).float().mean()):.1f} PCK@10 {100 * float((d <= 10).float().mean()):.1f}"
+        )
+    return (
+        f"label transfer on the first {min(n_pairs, len(pairs))} pairs of {data} ({sum(map(len, hits[1]))} points): "
+        + ", ".join(out)
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=20)
-    parser.add_argument("--checkpoint", help="trained head (default: random weights of the default size)")
-    parser.add_argument("--data", help="benchmark folder: also measure the lattice's label-transfer PCK")
+    parser.add_argument(
+        "--checkpoint", help="trained head (default: random weights of the default size)"
+    )
+    parser.add_argument(
+        "--data", help="benchmark folder: also measure the lattice's label-transfer PCK"
+    )
     parser.add_argument("--pairs", type=int, default=20, help="benchmark pairs for --data")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -111,11 +133,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = args.checkpoint or str(random_head_checkpoint(Path(folder)))
         matcher = Matcher(MatcherConfig(checkpoint=checkpoint, function="pour-with"))
-        print(f"head: {Path(checkpoint).name if args.checkpoint else 'random weights, default size'}")
+        print(
+            f"head: {Path(checkpoint).name if args.checkpoint else 'random weights, default size'}"
+        )
         for whole in (False, True):
             reference, part = scene(0, "kettle", whole)
             points = demonstration(part)
-            targets = [scene(10 + i, CATEGORIES[i % len(CATEGORIES)], whole)[0] for i in range(args.targets)]
+            targets = [
+                scene(10 + i, CATEGORIES[i % len(CATEGORIES)], whole)[0]
+                for i in range(args.targets)
+            ]
             transfer_all(matcher, reference, points, targets[:1])  # warm-up
             with previous_engine():
                 old, old_moved = transfer_all(matcher, reference, points, targets)
@@ -123,9 +150,15 @@ def main() -> None:
             lattice, lattice_moved = transfer_all(matcher, reference, points, targets, STRIDE)
             pixels = sum(int(t.mask.sum()) for t in targets) // len(targets)
             n = len(targets)
-            print(f"{'whole images' if whole else 'object masks (alpha)'}, {pixels} candidate pixels per target, 1 reference -> {n} targets, 5 points + cycle check:")
-            print(f"  previous {old:.2f} s ({old / n:.2f} s/target) | current exact {new:.2f} s (ratio {old / new:.1f}x) | current lattice {lattice:.2f} s (ratio {old / lattice:.1f}x)")
-            print(f"  current exact vs previous: {agreement(new_moved, old_moved)}; lattice vs exact: {agreement(lattice_moved, new_moved)}")
+            print(
+                f"{'whole images' if whole else 'object masks (alpha)'}, {pixels} candidate pixels per target, 1 reference -> {n} targets, 5 points + cycle check:"
+            )
+            print(
+                f"  previous {old:.2f} s ({old / n:.2f} s/target) | current exact {new:.2f} s (ratio {old / new:.1f}x) | current lattice {lattice:.2f} s (ratio {old / lattice:.1f}x)"
+            )
+            print(
+                f"  current exact vs previous: {agreement(new_moved, old_moved)}; lattice vs exact: {agreement(lattice_moved, new_moved)}"
+            )
         if args.data:
             print(label_transfer_cost(matcher, args.data, args.pairs))
     print(machine_line())

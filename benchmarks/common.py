@@ -37,15 +37,21 @@ def rendered_object(category: str, seed: int, pixels: int) -> tuple[torch.Tensor
     from funcorr.data.assets import generate
     from funcorr.data.render import render_views
 
-    view = render_views(generate(category, seed), 1, (SIZE, SIZE), seed=seed, elevation_range=(10, 30))[0]
+    view = render_views(
+        generate(category, seed), 1, (SIZE, SIZE), seed=seed, elevation_range=(10, 30)
+    )[0]
     rgb = torch.from_numpy(view.rgb).permute(2, 0, 1).float() / 255
     mask = torch.from_numpy(view.mask)
     ys, xs = torch.nonzero(mask, as_tuple=True)
     centre = torch.tensor([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
     zoom = 1.0
     for _ in range(3):  # the frame clips large zooms: correct on the measured area
-        zoom *= (pixels / max(int(_zoom(mask[None].float(), centre, zoom, "nearest")[0].sum()), 1)) ** 0.5
-    return _zoom(rgb, centre, zoom, "bilinear").clamp(0, 1), _zoom(mask[None].float(), centre, zoom, "nearest")[0] > 0.5
+        zoom *= (
+            pixels / max(int(_zoom(mask[None].float(), centre, zoom, "nearest")[0].sum()), 1)
+        ) ** 0.5
+    return _zoom(rgb, centre, zoom, "bilinear").clamp(0, 1), _zoom(
+        mask[None].float(), centre, zoom, "nearest"
+    )[0] > 0.5
 
 
 def machine_line() -> str:
@@ -59,12 +65,14 @@ def previous_engine() -> Iterator[None]:
     """The engine before features were kept and searches pruned: brute-force search only, and
     a trained head re-run over the candidates at every search."""
     from funcorr.model import head as head_features
-    from funcorr.model import matching
     from funcorr.model import matcher as matcher_module
+    from funcorr.model import matching
 
     saved = matching.CELL_SEARCH_MIN_PAIRS, matcher_module.head_image_features
     matching.CELL_SEARCH_MIN_PAIRS = math.inf
-    matcher_module.head_image_features = functools.partial(head_features.head_image_features, cache=False)
+    matcher_module.head_image_features = functools.partial(
+        head_features.head_image_features, cache=False
+    )
     try:
         yield
     finally:
@@ -82,7 +90,9 @@ def random_head_checkpoint(folder: Path) -> Path:
     backbone = load_backbone("dinov2-s14")
     torch.manual_seed(0)
     text_dim = load_function_embedder("minilm").dim
-    head = FunctionHead(HeadConfig(in_dim=backbone.dim, n_blocks=len(backbone.layers), text_dim=text_dim))
+    head = FunctionHead(
+        HeadConfig(in_dim=backbone.dim, n_blocks=len(backbone.layers), text_dim=text_dim)
+    )
     spec = {"name": "dinov2-s14", "layers": list(backbone.layers), "stride": backbone.grid.stride}
     path = Path(folder) / "random-head.safetensors"
     save_checkpoint(path, head, checkpoint_record(head, spec, "minilm"))

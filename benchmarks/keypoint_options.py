@@ -70,8 +70,13 @@ class CachedFeatures:
         key = hashlib.sha1(prepared.rgb.numpy().tobytes()).hexdigest()
         if key not in self.store:
             with torch.no_grad():
-                encoding = self.matcher.backbone.encode(prepared.rgb[None].to(self.matcher.device), saliency=True)
-            self.store[key] = (encoding.blocks[0].mean(dim=0), None if encoding.saliency is None else encoding.saliency[0])
+                encoding = self.matcher.backbone.encode(
+                    prepared.rgb[None].to(self.matcher.device), saliency=True
+                )
+            self.store[key] = (
+                encoding.blocks[0].mean(dim=0),
+                None if encoding.saliency is None else encoding.saliency[0],
+            )
         return self.store[key]
 
     def function(self, policy: str) -> Callable[[list[Prepared]], list[ImageFeatures]]:
@@ -90,8 +95,18 @@ class CachedFeatures:
 
 def spair_pck(root: Path, cache: CachedFeatures, variant: Variant) -> tuple[float, float]:
     grid = cache.matcher.backbone.grid
-    method = FeatureKeypointMethod(variant.label, cache.function(variant.object_mask), grid, 224, "pad", variant.soft_window, flip=variant.flip)
-    results = evaluate_keypoints(SPairPairs(root), method, KeypointConfig(alphas=(0.1,), tasks=("soc",)))
+    method = FeatureKeypointMethod(
+        variant.label,
+        cache.function(variant.object_mask),
+        grid,
+        224,
+        "pad",
+        variant.soft_window,
+        flip=variant.flip,
+    )
+    results = evaluate_keypoints(
+        SPairPairs(root), method, KeypointConfig(alphas=(0.1,), tasks=("soc",))
+    )
     pck = results.pck("soc", 0.1, "bbox")
     return pck["per_image"], pck["per_point"]
 
@@ -104,36 +119,63 @@ def funkpoint_pck(root: Path, cache: CachedFeatures, variant: Variant) -> float:
         loaded = {image: load_image(image.path) for image in images}
         prepared = {image: cache.matcher.prepare(loaded[image]) for image in images}
         feats = dict(zip(images, features([prepared[i] for i in images])))
-        mirrored = dict(zip(action.tests, features([mirrored_prepared(prepared[t]) for t in action.tests]))) if variant.flip else {}
+        mirrored = (
+            dict(
+                zip(action.tests, features([mirrored_prepared(prepared[t]) for t in action.tests]))
+            )
+            if variant.flip
+            else {}
+        )
         for reference in action.references:
             points = prepared[reference].plan.to_net(reference.pixel_points(loaded[reference].size))
             for test in action.tests:
                 target = feats[test]
                 if variant.flip:
-                    target, _ = choose_orientation(feats[reference], target, unmirror(mirrored[test], target.mask))
-                moved = transfer_points(feats[reference], target, points, soft_window=variant.soft_window)
+                    target, _ = choose_orientation(
+                        feats[reference], target, unmirror(mirrored[test], target.mask)
+                    )
+                moved = transfer_points(
+                    feats[reference], target, points, soft_window=variant.soft_window
+                )
                 size = loaded[test].size
-                errors = normalised_error(prepared[test].plan.to_orig(moved.points.cpu()), test.pixel_points(size), size)
-                scores += [PointScore(action.name, reference.path.name, test.path.name, test.category, k, float(e)) for k, e in enumerate(errors)]
+                errors = normalised_error(
+                    prepared[test].plan.to_orig(moved.points.cpu()), test.pixel_points(size), size
+                )
+                scores += [
+                    PointScore(
+                        action.name, reference.path.name, test.path.name, test.category, k, float(e)
+                    )
+                    for k, e in enumerate(errors)
+                ]
     return summarise(scores, 0.1)["overall"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spair", type=Path, default=ROOT / "tests" / "data" / "spair-mini")
-    parser.add_argument("--funkpoint", type=Path, default=ROOT.parent / "shared" / "data" / "funkpoint-dev")
+    parser.add_argument(
+        "--funkpoint", type=Path, default=ROOT.parent / "shared" / "data" / "funkpoint-dev"
+    )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     cache = CachedFeatures(Matcher(MatcherConfig(device=args.device)))
     rows = []
     for variant in tqdm(VARIANTS, desc="variants", unit="variant"):
-        rows.append((variant.label, *spair_pck(args.spair, cache, variant), funkpoint_pck(args.funkpoint, cache, variant)))
+        rows.append(
+            (
+                variant.label,
+                *spair_pck(args.spair, cache, variant),
+                funkpoint_pck(args.funkpoint, cache, variant),
+            )
+        )
     base = rows[0]
     print("| option | spair-mini per image | per point | funkpoint-dev |")
     print("|---|---|---|---|")
     for label, image, point, funk in rows:
         delta = "" if label == base[0] else f" ({100 * (funk - base[3]):+.1f})"
-        print(f"| {label} | {100 * image:.1f} ({100 * (image - base[1]):+.1f}) | {100 * point:.1f} ({100 * (point - base[2]):+.1f}) | {100 * funk:.1f}{delta} |")
+        print(
+            f"| {label} | {100 * image:.1f} ({100 * (image - base[1]):+.1f}) | {100 * point:.1f} ({100 * (point - base[2]):+.1f}) | {100 * funk:.1f}{delta} |"
+        )
 
 
 if __name__ == "__main__":

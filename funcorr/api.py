@@ -32,7 +32,7 @@ import torch
 
 from funcorr.backbones import BACKBONES
 from funcorr.images import InputError, LoadedImage, load_image
-from funcorr.model.matcher import Matcher, MatcherConfig, MaskSource, ObjectMaskPolicy, Prepared
+from funcorr.model.matcher import MaskSource, Matcher, MatcherConfig, ObjectMaskPolicy, Prepared
 from funcorr.model.matching import ImageFeatures, discover
 from funcorr.model.zoo import resolve_model, shipped_models
 
@@ -87,7 +87,9 @@ class Model:
 
     def _matcher_for(self, function: str | None) -> Matcher:
         if self.trained and function is None and self.config.function is None:
-            raise InputError("A trained model needs a function, e.g. features(images, function='pour-with').")
+            raise InputError(
+                "A trained model needs a function, e.g. features(images, function='pour-with')."
+            )
         if self._matcher is None:
             self._matcher = Matcher(replace(self.config, function=function))
         elif function is not None:
@@ -98,12 +100,17 @@ class Model:
         """Features of each image (a path or a :class:`~funcorr.images.LoadedImage`), in one
         batched backbone pass, conditioned on ``function`` (e.g. ``"pour-with"``)."""
         matcher = self._matcher_for(function)
-        loaded = [image if isinstance(image, LoadedImage) else load_image(image) for image in images]
+        loaded = [
+            image if isinstance(image, LoadedImage) else load_image(image) for image in images
+        ]
         prepared = [matcher.prepare(image) for image in loaded]
         encoded = matcher.encode(prepared)
         dense = matcher.features(prepared, encoded)
         used = matcher.config.function if self.trained else None
-        return [Features(d, p, s, used) for d, p, s in zip(dense, prepared, encoded.sources, strict=True)]
+        return [
+            Features(d, p, s, used)
+            for d, p, s in zip(dense, prepared, encoded.sources, strict=True)
+        ]
 
 
 def load(
@@ -118,7 +125,9 @@ def load(
     checkpoint file (``.safetensors``), or a registered backbone (raw features, e.g.
     ``dinov2-s14``). InputError names what is available when ``model`` is none of these."""
     name = str(model)
-    config = MatcherConfig(device=device, image_size=image_size, object_mask=object_mask, weights=weights)
+    config = MatcherConfig(
+        device=device, image_size=image_size, object_mask=object_mask, weights=weights
+    )
     if name in BACKBONES:
         return Model(replace(config, backbone=name))
     if name not in shipped_models() and Path(name).suffix not in (".safetensors", ".pt"):
@@ -132,7 +141,9 @@ def match(source: Features, target: Features, top: int | None = None) -> Matches
     """Every source object pixel's nearest target pixel, ranked by ``(1 - cycle error) *
     similarity`` (min-max normalised over the pair), best first; ``top`` keeps the first."""
     if source.function != target.function:
-        raise InputError(f"Features for different functions ({source.function} vs {target.function}) do not match.")
+        raise InputError(
+            f"Features for different functions ({source.function} vs {target.function}) do not match."
+        )
     ranked = discover(source.dense, target.dense)
     if top is not None:
         ranked = ranked.top(top)

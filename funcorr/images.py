@@ -18,8 +18,18 @@ from PIL import Image, UnidentifiedImageError
 from funcorr.files import InputError, atomic_path
 
 __all__ = [
-    "InputError", "LoadedImage", "Resize", "atomic_path", "check_image_size", "from_pil",
-    "load_image", "load_mask", "mask_iou", "pixel_grid", "save_png", "save_png_atomic",
+    "InputError",
+    "LoadedImage",
+    "Resize",
+    "atomic_path",
+    "check_image_size",
+    "from_pil",
+    "load_image",
+    "load_mask",
+    "mask_iou",
+    "pixel_grid",
+    "save_png",
+    "save_png_atomic",
 ]
 
 ResizePolicy = Literal["resize", "pad"]
@@ -129,7 +139,9 @@ def load_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> t
     alpha_used = (arr[..., 3] < 255).any()
     mask = arr[..., 3] > 0 if alpha_used else arr[..., :3].max(axis=-1) > 0
     if size is not None and mask.shape[::-1] != tuple(size):
-        raise InputError(f"Mask {path} is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}.")
+        raise InputError(
+            f"Mask {path} is {mask.shape[1]}x{mask.shape[0]} but the image is {size[0]}x{size[1]}."
+        )
     if not mask.any():
         raise InputError(f"Mask {path} is empty (no non-zero pixel).")
     return torch.from_numpy(mask)
@@ -189,7 +201,9 @@ def pixel_grid(
     return torch.stack([xs, ys], dim=-1).reshape(-1, 2)
 
 
-def plan_resize(in_size: tuple[int, int], out_size: tuple[int, int], policy: ResizePolicy) -> Resize:
+def plan_resize(
+    in_size: tuple[int, int], out_size: tuple[int, int], policy: ResizePolicy
+) -> Resize:
     """Plan how an image of ``in_size`` (W, H) becomes ``out_size`` (W, H).
 
     ``resize`` stretches each axis independently (non-uniform when aspect ratios differ);
@@ -234,7 +248,9 @@ def save_png_atomic(
         save_png(image, tmp, compress_level)
 
 
-def save_png(image: np.ndarray | Image.Image, path: str | os.PathLike, compress_level: int = 6) -> None:
+def save_png(
+    image: np.ndarray | Image.Image, path: str | os.PathLike, compress_level: int = 6
+) -> None:
     """Encode ``image`` ((H, W[, C]) uint8 array or PIL image) as PNG at ``path`` (not atomic:
     for a temporary path from :func:`funcorr.files.atomic_paths`)."""
     im = image if isinstance(image, Image.Image) else Image.fromarray(image)

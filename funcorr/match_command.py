@@ -17,7 +17,16 @@ from funcorr.files import write_all
 from funcorr.images import InputError, LoadedImage, load_image, load_mask, save_png
 from funcorr.model.flip import choose_orientation, mirrored_prepared, unmirror
 from funcorr.model.matcher import Encoded, Matcher, MatcherConfig, Prepared
-from funcorr.model.matching import ImageFeatures, Transfer, discover_in_regions, mask_pixels, part_regions, spread_out, transfer_mask, transfer_points
+from funcorr.model.matching import (
+    ImageFeatures,
+    Transfer,
+    discover_in_regions,
+    mask_pixels,
+    part_regions,
+    spread_out,
+    transfer_mask,
+    transfer_points,
+)
 from funcorr.viz import draw_label_transfer, draw_matches, mask_overlay, side_by_side, to_uint8
 
 
@@ -68,7 +77,9 @@ def record_header(source: Path | dict, target: Path | dict, matcher: Matcher) ->
     }
 
 
-def encode_pair(matcher: Matcher, src: Prepared, tgt: Prepared, flip: bool = False) -> tuple[Encoded, ImageFeatures, ImageFeatures, dict | None]:
+def encode_pair(
+    matcher: Matcher, src: Prepared, tgt: Prepared, flip: bool = False
+) -> tuple[Encoded, ImageFeatures, ImageFeatures, dict | None]:
     """One backbone pass over the pair (and the mirrored target with ``flip``): the encoding
     of (src, tgt), their features, and the orientation record when ``flip`` chose one. With
     ``flip`` the target features returned are those of the better-agreeing orientation,
@@ -76,10 +87,17 @@ def encode_pair(matcher: Matcher, src: Prepared, tgt: Prepared, flip: bool = Fal
     images = [src, tgt, mirrored_prepared(tgt)] if flip else [src, tgt]
     encoded = matcher.encode(images)
     features = matcher.features(images, encoded)
-    pair = Encoded(encoded.blocks[:2], encoded.masks[:2], encoded.sources[:2], None if encoded.saliency is None else encoded.saliency[:2])
+    pair = Encoded(
+        encoded.blocks[:2],
+        encoded.masks[:2],
+        encoded.sources[:2],
+        None if encoded.saliency is None else encoded.saliency[:2],
+    )
     if not flip:
         return pair, features[0], features[1], None
-    tgt_feat, orientation = choose_orientation(features[0], features[1], unmirror(features[2], features[1].mask))
+    tgt_feat, orientation = choose_orientation(
+        features[0], features[1], unmirror(features[2], features[1].mask)
+    )
     return pair, features[0], tgt_feat, orientation.to_record()
 
 
@@ -91,7 +109,9 @@ def object_mask_record(encoded: Encoded) -> list[dict]:
     ]
 
 
-def outline_mask(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 200, 255)) -> np.ndarray:
+def outline_mask(
+    image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 200, 255)
+) -> np.ndarray:
     """(H, W, 3) uint8 picture with the area outside ``mask`` (H, W) faded and the mask's
     boundary drawn, so a picture shows which pixels were matched."""
     from scipy import ndimage
@@ -118,20 +138,34 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
     if orientation is not None:
         record["orientation"] = orientation
     if matcher.head is None and matcher.config.function:
-        record["note"] = "Raw backbone features do not depend on the function; use --model auto (the shipped model, with the default backbone) or --checkpoint for function-conditioned matching."
-    left, right = (outline_mask(to_uint8(p.rgb), m.cpu().numpy()) for p, m in ((src, src_feat.mask), (tgt, tgt_feat.mask)))
+        record["note"] = (
+            "Raw backbone features do not depend on the function; use --model auto (the shipped model, with the default backbone) or --checkpoint for function-conditioned matching."
+        )
+    left, right = (
+        outline_mask(to_uint8(p.rgb), m.cpu().numpy())
+        for p, m in ((src, src_feat.mask), (tgt, tgt_feat.mask))
+    )
     if points is not None:
-        moved = _transfer_by_region(src_feat, tgt_feat, src.plan.to_net(points), regions, request.soft_window)
+        moved = _transfer_by_region(
+            src_feat, tgt_feat, src.plan.to_net(points), regions, request.soft_window
+        )
         record["points"] = [
             {"source": p.tolist(), "target": q.tolist(), "similarity": float(s)}
             for p, q, s in zip(points, tgt.plan.to_orig(moved.points.cpu()), moved.similarity.cpu())
         ]
-        picture = np.asarray(draw_matches(left, right, src.plan.to_net(points).numpy(), moved.points.cpu().numpy()))
+        picture = np.asarray(
+            draw_matches(left, right, src.plan.to_net(points).numpy(), moved.points.cpu().numpy())
+        )
     elif src_label is not None:
         net_label = _resize_mask(src_label, src, src_feat.mask)
         tgt_mask, _ = transfer_mask(src_feat, tgt_feat, net_label)
-        record["mask"] = {"target_pixels_at_network_size": int(tgt_mask.sum()), "file": "transferred_mask.png"}
-        picture = side_by_side(mask_overlay(left, net_label.numpy()), mask_overlay(right, tgt_mask.cpu().numpy()))[0]
+        record["mask"] = {
+            "target_pixels_at_network_size": int(tgt_mask.sum()),
+            "file": "transferred_mask.png",
+        }
+        picture = side_by_side(
+            mask_overlay(left, net_label.numpy()), mask_overlay(right, tgt_mask.cpu().numpy())
+        )[0]
         record["_mask"] = tgt.plan.mask_to_orig(tgt_mask.cpu()).numpy()
     else:
         top = discover_in_regions(src_feat, tgt_feat, regions)
@@ -144,19 +178,44 @@ def run_match(request: MatchRequest, matcher: Matcher) -> tuple[dict, np.ndarray
                 "similarity": float(top.similarity[i]),
                 "cycle_error_px": float(top.cycle_error[i]),
             }
-            for i, p, q in zip(keep.tolist(), src.plan.to_orig(top.src_xy[keep].cpu()), tgt.plan.to_orig(top.tgt_xy[keep].cpu()))
+            for i, p, q in zip(
+                keep.tolist(),
+                src.plan.to_orig(top.src_xy[keep].cpu()),
+                tgt.plan.to_orig(top.tgt_xy[keep].cpu()),
+            )
         ]
         dense = transfer_points(tgt_feat, src_feat, mask_pixels(tgt_feat.mask))
-        transfer_picture = draw_label_transfer(left, right, mask_pixels(src_feat.mask.cpu()).numpy(), mask_pixels(tgt_feat.mask.cpu()).numpy(), dense.points.cpu().numpy())
-        lines = draw_matches(left, right, top.src_xy[keep].cpu().numpy(), top.tgt_xy[keep].cpu().numpy())
-        picture = np.concatenate([np.asarray(lines), np.full((8, lines.width, 3), 255, np.uint8), np.asarray(transfer_picture)], axis=0)
+        transfer_picture = draw_label_transfer(
+            left,
+            right,
+            mask_pixels(src_feat.mask.cpu()).numpy(),
+            mask_pixels(tgt_feat.mask.cpu()).numpy(),
+            dense.points.cpu().numpy(),
+        )
+        lines = draw_matches(
+            left, right, top.src_xy[keep].cpu().numpy(), top.tgt_xy[keep].cpu().numpy()
+        )
+        picture = np.concatenate(
+            [
+                np.asarray(lines),
+                np.full((8, lines.width, 3), 255, np.uint8),
+                np.asarray(transfer_picture),
+            ],
+            axis=0,
+        )
     if part_masks is not None:
         record["predicted_part_pixels"] = [int(m.sum()) for m in part_masks]
         record["matched_within_parts"] = len(regions) == 2
     return record, picture
 
 
-def _transfer_by_region(src, tgt, points: torch.Tensor, regions: list[tuple[torch.Tensor, torch.Tensor]], soft_window: float | None) -> Transfer:
+def _transfer_by_region(
+    src,
+    tgt,
+    points: torch.Tensor,
+    regions: list[tuple[torch.Tensor, torch.Tensor]],
+    soft_window: float | None,
+) -> Transfer:
     """Transfer each point within the target region paired with the source region it lies in
     (points in no region use the last pair, the whole object or its rest)."""
     xy = points.round().long()
@@ -164,10 +223,14 @@ def _transfer_by_region(src, tgt, points: torch.Tensor, regions: list[tuple[torc
     similarity = torch.zeros(points.shape[0])
     todo = torch.ones(points.shape[0], dtype=torch.bool)
     for index, (src_region, tgt_region) in enumerate(regions):
-        inside = src_region.cpu()[xy[:, 1].clamp(0, src_region.shape[0] - 1), xy[:, 0].clamp(0, src_region.shape[1] - 1)]
+        inside = src_region.cpu()[
+            xy[:, 1].clamp(0, src_region.shape[0] - 1), xy[:, 0].clamp(0, src_region.shape[1] - 1)
+        ]
         chosen = todo & (inside if index < len(regions) - 1 else torch.ones_like(todo))
         if chosen.any():
-            moved = transfer_points(src, tgt, points[chosen], tgt_mask=tgt_region, soft_window=soft_window)
+            moved = transfer_points(
+                src, tgt, points[chosen], tgt_mask=tgt_region, soft_window=soft_window
+            )
             target[chosen], similarity[chosen] = moved.points.cpu(), moved.similarity.cpu()
             todo &= ~chosen
     return Transfer(target, similarity)

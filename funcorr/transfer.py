@@ -29,8 +29,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from funcorr.files import write_all
-from funcorr.images import InputError, LoadedImage, load_image, save_png
 from funcorr.demonstration import (
     Camera,
     Demonstration,
@@ -41,6 +39,8 @@ from funcorr.demonstration import (
     load_intrinsics,
     parse_demonstration,
 )
+from funcorr.files import write_all
+from funcorr.images import InputError, LoadedImage, load_image, save_png
 from funcorr.model.matching import ImageFeatures, similarity_heatmap, transfer_points
 from funcorr.model.modes import ModeRule, Modes, densify, find_modes
 
@@ -110,7 +110,9 @@ def transfer_demonstration(
     modes = []
     for point in net_points:
         found = find_modes(similarity_heatmap(src, tgt, point), tgt.mask, config.modes)
-        modes.append(Modes(tgt_plan.to_orig(found.xy.cpu()), found.similarity.cpu(), found.strength.cpu()))
+        modes.append(
+            Modes(tgt_plan.to_orig(found.xy.cpu()), found.similarity.cpu(), found.strength.cpu())
+        )
     return PointTransfer(
         tgt_plan.to_orig(forward.points.cpu()),
         forward.similarity.cpu(),
@@ -135,7 +137,9 @@ class TransferRequest:
 def _check_camera(camera: Camera | None, image: LoadedImage, which: str) -> None:
     if camera is not None and camera.depth.shape[::-1] != image.size:
         width, height = image.size
-        raise InputError(f"The {which} depth map is {camera.depth.shape[1]}x{camera.depth.shape[0]} but the {which} image is {width}x{height}.")
+        raise InputError(
+            f"The {which} depth map is {camera.depth.shape[1]}x{camera.depth.shape[0]} but the {which} image is {width}x{height}."
+        )
 
 
 def _inside(mask: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
@@ -164,14 +168,29 @@ def run_transfer(request: TransferRequest, matcher: Matcher) -> tuple[dict, np.n
     moved = transfer_demonstration(src_feat, tgt_feat, src.plan, tgt.plan, points, request.config)
 
     on_object = _inside(src_feat.mask.cpu(), src.plan.to_net(points))
-    src_xyz = backproject_points(points.numpy().astype(np.float64), request.source_camera) if request.source_camera else None
-    tgt_xyz = backproject_points(moved.target.numpy().astype(np.float64), request.target_camera) if request.target_camera else None
+    src_xyz = (
+        backproject_points(points.numpy().astype(np.float64), request.source_camera)
+        if request.source_camera
+        else None
+    )
+    tgt_xyz = (
+        backproject_points(moved.target.numpy().astype(np.float64), request.target_camera)
+        if request.target_camera
+        else None
+    )
     record = {
         **record_header(request.source, request.target, matcher),
         "kind": demo.kind,
-        "mode_rule": {**asdict(request.config.modes), "units": "network pixels", "rule": MODE_RULE_TEXT},
+        "mode_rule": {
+            **asdict(request.config.modes),
+            "units": "network pixels",
+            "rule": MODE_RULE_TEXT,
+        },
         "cycle_tolerance_network_px": request.config.cycle_tolerance,
-        "points": [_point_record(demo, i, points[i], moved, bool(on_object[i]), src_xyz, tgt_xyz) for i in range(len(points))],
+        "points": [
+            _point_record(demo, i, points[i], moved, bool(on_object[i]), src_xyz, tgt_xyz)
+            for i in range(len(points))
+        ],
         "summary": {
             "points": len(points),
             "ambiguous": int(moved.ambiguous.sum()),
@@ -183,9 +202,13 @@ def run_transfer(request: TransferRequest, matcher: Matcher) -> tuple[dict, np.n
     if orientation is not None:
         record["orientation"] = orientation
     if request.source_camera or request.target_camera:
-        record["xyz_frame"] = "camera frame of each image (OpenCV: x right, y down, z forward), metres"
+        record["xyz_frame"] = (
+            "camera frame of each image (OpenCV: x right, y down, z forward), metres"
+        )
     if matcher.head is None and matcher.config.function:
-        record["note"] = "Raw backbone features do not depend on the function; use --model auto (the shipped model, with the default backbone) or --checkpoint for function-conditioned matching."
+        record["note"] = (
+            "Raw backbone features do not depend on the function; use --model auto (the shipped model, with the default backbone) or --checkpoint for function-conditioned matching."
+        )
     picture = draw_demonstration(src_image, tgt_image, points.numpy(), moved, demo.kind)
     return record, np.asarray(picture)
 
@@ -240,7 +263,13 @@ MODE_RULE_TEXT = (
 # --------------------------------------------------------------------------------------------
 
 
-def draw_demonstration(src_image: LoadedImage, tgt_image: LoadedImage, src_xy: np.ndarray, moved: PointTransfer, kind: DemonstrationKind) -> Image.Image:
+def draw_demonstration(
+    src_image: LoadedImage,
+    tgt_image: LoadedImage,
+    src_xy: np.ndarray,
+    moved: PointTransfer,
+    kind: DemonstrationKind,
+) -> Image.Image:
     """Source and target side by side with the demonstration on each, in original pixels.
 
     Dots are coloured by order (time); a trajectory is joined by a line. On the target, an
@@ -254,7 +283,9 @@ def draw_demonstration(src_image: LoadedImage, tgt_image: LoadedImage, src_xy: n
     canvas, offset = side_by_side(object_picture(src_image), object_picture(tgt_image))
     scale = max(1, round(max(canvas.shape[:2]) / 400))
     caption = _caption_lines(canvas.shape[1])
-    image = Image.new("RGB", (canvas.shape[1], canvas.shape[0] + 12 * len(caption) + 4), (255, 255, 255))
+    image = Image.new(
+        "RGB", (canvas.shape[1], canvas.shape[0] + 12 * len(caption) + 4), (255, 255, 255)
+    )
     image.paste(Image.fromarray(canvas))
     draw = ImageDraw.Draw(image)
     tgt_xy = moved.target.numpy() + np.array([offset, 0.0])
@@ -268,16 +299,30 @@ def draw_demonstration(src_image: LoadedImage, tgt_image: LoadedImage, src_xy: n
     for i, colour in enumerate(palette):
         for mode in moved.modes[i].xy[1:].numpy() + np.array([offset, 0.0]):
             x, y = mode
-            draw.ellipse([x - 2 * radius, y - 2 * radius, x + 2 * radius, y + 2 * radius], outline=colour, width=scale)
+            draw.ellipse(
+                [x - 2 * radius, y - 2 * radius, x + 2 * radius, y + 2 * radius],
+                outline=colour,
+                width=scale,
+            )
         outline = (255, 255, 255) if moved.cycle_consistent[i] else (0, 0, 0)
         for x, y in (src_xy[i], tgt_xy[i]):
-            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour, outline=outline, width=scale)
+            draw.ellipse(
+                [x - radius, y - radius, x + radius, y + radius],
+                fill=colour,
+                outline=outline,
+                width=scale,
+            )
     for row, line in enumerate(caption):
         draw.text((4, canvas.shape[0] + 2 + 12 * row), line, fill=(0, 0, 0))
     return image
 
 
-CAPTION = ("left: source, right: target", "dots: order (blue first)", "rings: other modes (ambiguous)", "black outline: fails cycle check")
+CAPTION = (
+    "left: source, right: target",
+    "dots: order (blue first)",
+    "rings: other modes (ambiguous)",
+    "black outline: fails cycle check",
+)
 
 
 def _caption_lines(width: int, char_width: int = 6) -> list[str]:
@@ -294,10 +339,13 @@ def _caption_lines(width: int, char_width: int = 6) -> list[str]:
 
 def write_transfer_outputs(record: dict, picture: np.ndarray, out_dir: Path) -> list[Path]:
     """Write transfer.json and transfer.png, both or neither. Returns the paths written."""
-    return write_all(out_dir, {
-        "transfer.png": lambda tmp: save_png(picture, tmp),
-        "transfer.json": lambda tmp: tmp.write_text(json.dumps(record, indent=2)),
-    })
+    return write_all(
+        out_dir,
+        {
+            "transfer.png": lambda tmp: save_png(picture, tmp),
+            "transfer.json": lambda tmp: tmp.write_text(json.dumps(record, indent=2)),
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,11 +353,15 @@ def write_transfer_outputs(record: dict, picture: np.ndarray, out_dir: Path) -> 
 # --------------------------------------------------------------------------------------------
 
 
-def _camera_from_args(depth: str | None, intrinsics: str | None, scale: float | None, which: str) -> Camera | None:
+def _camera_from_args(
+    depth: str | None, intrinsics: str | None, scale: float | None, which: str
+) -> Camera | None:
     if depth is None and intrinsics is None:
         return None
     if depth is None or intrinsics is None:
-        raise InputError(f"3D output for the {which} image needs both --{which}-depth and --{which}-intrinsics.")
+        raise InputError(
+            f"3D output for the {which} image needs both --{which}-depth and --{which}-intrinsics."
+        )
     return Camera(load_depth(depth, scale), load_intrinsics(intrinsics))
 
 
@@ -325,14 +377,21 @@ def _transfer(args: argparse.Namespace) -> int:
     if args.demo is not None:
         demo = load_demonstration(args.demo)
     else:
-        demo = parse_demonstration([list(parse_point(p)) for p in args.points], default_kind=args.kind)
+        demo = parse_demonstration(
+            [list(parse_point(p)) for p in args.points], default_kind=args.kind
+        )
     request = TransferRequest(
         Path(args.source),
         Path(args.target),
         demo,
         _camera_from_args(args.source_depth, args.source_intrinsics, args.depth_scale, "source"),
         _camera_from_args(args.target_depth, args.target_intrinsics, args.depth_scale, "target"),
-        TransferConfig(ModeRule(args.mode_ratio, args.mode_distance, args.max_modes), args.cycle_tolerance, args.soft_window, args.flip),
+        TransferConfig(
+            ModeRule(args.mode_ratio, args.mode_distance, args.max_modes),
+            args.cycle_tolerance,
+            args.soft_window,
+            args.flip,
+        ),
     )
     record, picture = run_transfer(request, Matcher(matcher_config_from_args(args)))
     for path in write_transfer_outputs(record, picture, Path(args.out)):
@@ -352,20 +411,64 @@ def register_transfer(sub) -> None:
     )
     parser.add_argument("source", help="source image (the demonstration's pixels)")
     parser.add_argument("target", help="target image")
-    parser.add_argument("--demo", help="demonstration JSON: [[x, y], ...] or {\"trajectory\"|\"keypoints\": [{\"xy\": [x, y], \"t\": .., \"name\": ..}]}")
-    parser.add_argument("--points", nargs="+", metavar="X,Y", help="demonstration points given inline (instead of --demo)")
-    parser.add_argument("--kind", choices=["trajectory", "keypoints"], default="trajectory", help="what --points are (default trajectory)")
+    parser.add_argument(
+        "--demo",
+        help='demonstration JSON: [[x, y], ...] or {"trajectory"|"keypoints": [{"xy": [x, y], "t": .., "name": ..}]}',
+    )
+    parser.add_argument(
+        "--points",
+        nargs="+",
+        metavar="X,Y",
+        help="demonstration points given inline (instead of --demo)",
+    )
+    parser.add_argument(
+        "--kind",
+        choices=["trajectory", "keypoints"],
+        default="trajectory",
+        help="what --points are (default trajectory)",
+    )
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--mode-ratio", type=positive_float, default=ModeRule.ratio, help="a mode rises >= this fraction of the best peak's height above the median similarity")
-    parser.add_argument("--mode-distance", type=non_negative_float, default=ModeRule.min_distance, help="network pixels between modes")
-    parser.add_argument("--max-modes", type=positive_int, default=ModeRule.max_modes, help="modes kept per point")
-    parser.add_argument("--cycle-tolerance", type=non_negative_float, default=TransferConfig.cycle_tolerance, help="network pixels allowed by the cycle check")
-    parser.add_argument("--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels")
-    parser.add_argument("--flip", action="store_true", help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better")
+    parser.add_argument(
+        "--mode-ratio",
+        type=positive_float,
+        default=ModeRule.ratio,
+        help="a mode rises >= this fraction of the best peak's height above the median similarity",
+    )
+    parser.add_argument(
+        "--mode-distance",
+        type=non_negative_float,
+        default=ModeRule.min_distance,
+        help="network pixels between modes",
+    )
+    parser.add_argument(
+        "--max-modes", type=positive_int, default=ModeRule.max_modes, help="modes kept per point"
+    )
+    parser.add_argument(
+        "--cycle-tolerance",
+        type=non_negative_float,
+        default=TransferConfig.cycle_tolerance,
+        help="network pixels allowed by the cycle check",
+    )
+    parser.add_argument(
+        "--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels"
+    )
+    parser.add_argument(
+        "--flip",
+        action="store_true",
+        help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better",
+    )
     parser.add_argument("--source-depth", help="source depth: .npy (metres) or 16-bit .png (mm)")
     parser.add_argument("--target-depth", help="target depth: .npy (metres) or 16-bit .png (mm)")
-    parser.add_argument("--source-intrinsics", help="source K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3")
-    parser.add_argument("--target-intrinsics", help="target K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3")
-    parser.add_argument("--depth-scale", type=positive_float, help="metres per depth unit (default: 0.001 for PNG, 1 for .npy)")
+    parser.add_argument(
+        "--source-intrinsics", help="source K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3"
+    )
+    parser.add_argument(
+        "--target-intrinsics", help="target K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3"
+    )
+    parser.add_argument(
+        "--depth-scale",
+        type=positive_float,
+        help="metres per depth unit (default: 0.001 for PNG, 1 for .npy)",
+    )
     add_feature_options(parser)
     parser.set_defaults(func=_transfer)

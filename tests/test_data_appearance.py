@@ -23,8 +23,8 @@ from funcorr.data.appearance import (
 from funcorr.data.assets import generate
 from funcorr.data.assets.base import Material, random_material
 from funcorr.data.backgrounds import BACKGROUND_KINDS, PHOTOS, _photo_pixels, random_background
-from funcorr.data.commands import config_from_args
 from funcorr.data.build import make_dataset
+from funcorr.data.commands import config_from_args
 from funcorr.data.format import PRESETS, DataConfig
 from funcorr.data.groundtruth import GTConfig
 from funcorr.data.render import (

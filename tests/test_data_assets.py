@@ -9,7 +9,13 @@ import pytest
 import trimesh
 from PIL import Image
 
-from funcorr.data.assets import CATEGORIES, categories_for, generate, supported_functions, surface_points
+from funcorr.data.assets import (
+    CATEGORIES,
+    categories_for,
+    generate,
+    supported_functions,
+    surface_points,
+)
 from funcorr.data.assets.bop import bop_view, load_bop_model, read_bop_scene
 from funcorr.data.assets.geometry import surface_distance
 from funcorr.data.assets.mesh_io import load_mesh_asset, save_mesh_asset
@@ -23,7 +29,14 @@ def test_registry_covers_required_families():
     functions = supported_functions()
     assert len(functions) >= 8
     assert set(functions) <= set(taxonomy().functions)
-    assert set(categories_for("pour-with")) >= {"kettle", "teapot", "bottle", "mug", "jug", "watering can"}
+    assert set(categories_for("pour-with")) >= {
+        "kettle",
+        "teapot",
+        "bottle",
+        "mug",
+        "jug",
+        "watering can",
+    }
 
 
 @pytest.mark.parametrize("category", sorted(CATEGORIES))
@@ -46,10 +59,16 @@ def test_generator_contract(category):
         if category in tax.part2function:
             assert fp.part in tax.functional_parts(category, name)
         rot = fp.frame[:3, :3]
-        assert np.allclose(rot.T @ rot, np.eye(3), atol=1e-9) and np.isclose(np.linalg.det(rot), 1.0)
-        part_vertices = mesh.vertices[np.unique(mesh.faces[asset.face_parts == asset.part_id(fp.part)])]
+        assert np.allclose(rot.T @ rot, np.eye(3), atol=1e-9) and np.isclose(
+            np.linalg.det(rot), 1.0
+        )
+        part_vertices = mesh.vertices[
+            np.unique(mesh.faces[asset.face_parts == asset.part_id(fp.part)])
+        ]
         lo, hi = part_vertices.min(0) - 0.05, part_vertices.max(0) + 0.05
-        assert np.all((fp.frame[:3, 3] >= lo) & (fp.frame[:3, 3] <= hi)), "frame origin is not on its part"
+        assert np.all((fp.frame[:3, 3] >= lo) & (fp.frame[:3, 3] <= hi)), (
+            "frame origin is not on its part"
+        )
         assert 0.02 < fp.size < 2.0
         assert fp.symmetry >= 0
 
@@ -95,7 +114,9 @@ def test_mesh_roundtrip_keeps_parts_and_frames(tmp_path, suffix):
     loaded = load_mesh_asset(tmp_path / f"mug{suffix}")
     assert loaded.category == "mug"
     assert np.array_equal(loaded.face_parts, asset.face_parts)
-    assert np.allclose(loaded.mesh.vertices[loaded.mesh.faces], asset.mesh.vertices[asset.mesh.faces], atol=1e-5)
+    assert np.allclose(
+        loaded.mesh.vertices[loaded.mesh.faces], asset.mesh.vertices[asset.mesh.faces], atol=1e-5
+    )
     for name, fp in asset.functions.items():
         assert np.allclose(loaded.functions[name].frame, fp.frame, atol=1e-5)
         assert np.isclose(loaded.functions[name].size, fp.size, atol=1e-5)
@@ -125,7 +146,9 @@ def test_bad_mesh_files_raise_clear_errors(tmp_path):
     with pytest.raises(InputError, match="broken.glb"):
         load_mesh_asset(bad)
     generate("spoon", 1).mesh.export(tmp_path / "spoon.ply")
-    (tmp_path / "spoon.ply.parts.json").write_text(json.dumps({"part_names": ["bowl"], "face_parts": [0, 0]}))
+    (tmp_path / "spoon.ply.parts.json").write_text(
+        json.dumps({"part_names": ["bowl"], "face_parts": [0, 0]})
+    )
     with pytest.raises(InputError, match="face_parts has 2 entries"):
         load_mesh_asset(tmp_path / "spoon.ply")
 
@@ -145,9 +168,21 @@ def _write_bop_scene(root, mesh_mm: trimesh.Trimesh, size=(80, 60)):
     visible[:, : size[0] // 2] = False  # an occluder hides the left half
     Image.fromarray(visible.astype(np.uint8) * 255).save(scene / "mask_visib" / "000000_000000.png")
     m2c = np.linalg.inv(pose)
-    (scene / "scene_camera.json").write_text(json.dumps({"0": {"cam_K": K.ravel().tolist(), "depth_scale": 1.0}}))
+    (scene / "scene_camera.json").write_text(
+        json.dumps({"0": {"cam_K": K.ravel().tolist(), "depth_scale": 1.0}})
+    )
     (scene / "scene_gt.json").write_text(
-        json.dumps({"0": [{"obj_id": 1, "cam_R_m2c": m2c[:3, :3].ravel().tolist(), "cam_t_m2c": m2c[:3, 3].tolist()}]})
+        json.dumps(
+            {
+                "0": [
+                    {
+                        "obj_id": 1,
+                        "cam_R_m2c": m2c[:3, :3].ravel().tolist(),
+                        "cam_t_m2c": m2c[:3, 3].tolist(),
+                    }
+                ]
+            }
+        )
     )
     return scene, view, visible
 

@@ -17,8 +17,8 @@ from funcorr.cli import main
 from funcorr.data.assets import generate, save_mesh_asset
 from funcorr.data.build import make_dataset
 from funcorr.data.format import FORMAT_VERSION, DataConfig
-from funcorr.data.readers import EvalPairs, TrainViews, collate, functional_mask, load_view
 from funcorr.data.groundtruth import GTConfig, transform_points
+from funcorr.data.readers import EvalPairs, TrainViews, collate, functional_mask, load_view
 from funcorr.images import InputError
 
 MICRO = DataConfig(
@@ -83,7 +83,9 @@ def test_train_views_items(tiny):
         assert torch.equal(functional_mask(item, fn), expected)
     assert not functional_mask(item, "write-with").any()
     views = data.views_of(item["asset_id"])
-    assert len(views) == info["n_views"] and all(data[i]["asset_id"] == item["asset_id"] for i in views)
+    assert len(views) == info["n_views"] and all(
+        data[i]["asset_id"] == item["asset_id"] for i in views
+    )
     assert item["asset_id"] in data.assets_for(next(iter(info["functions"])))
     batch = collate([data[0], data[1]])
     assert batch["image"].shape == (2, 3, h, w) and isinstance(batch["functional_masks"], list)
@@ -112,7 +114,10 @@ def test_eval_pairs_items(tiny):
         corr = item["correspondences"].numpy()
         assert corr.ndim == 3 and corr.shape[1:] == (2, 2)
         p1, p2 = corr[:, 0].astype(int), corr[:, 1].astype(int)
-        assert item["part_mask1"][p1[:, 1], p1[:, 0]].all() and item["part_mask2"][p2[:, 1], p2[:, 0]].all()
+        assert (
+            item["part_mask1"][p1[:, 1], p1[:, 0]].all()
+            and item["part_mask2"][p2[:, 1], p2[:, 0]].all()
+        )
         assert (item["part_mask1"] <= item["mask1"]).all()
         assert len(np.unique(p1, axis=0)) == len(p1) and len(np.unique(p2, axis=0)) == len(p2)
         assert item["across_category"] == (item["category1"] != item["category2"])
@@ -122,7 +127,9 @@ def test_eval_pairs_items(tiny):
     v1 = load_view(tiny, record["asset1"], record["view1"])
     v2 = load_view(tiny, record["asset2"], record["view2"])
     corr = pairs[0]["correspondences"].numpy().astype(int)
-    xyz2 = transform_points(np.array(record["transform"]), v2.xyz[corr[:, 1, 1], corr[:, 1, 0]].astype(np.float64))
+    xyz2 = transform_points(
+        np.array(record["transform"]), v2.xyz[corr[:, 1, 1], corr[:, 1, 0]].astype(np.float64)
+    )
     dist = np.linalg.norm(v1.xyz[corr[:, 0, 1], corr[:, 0, 0]] - xyz2, axis=1)
     assert np.isclose(dist.mean(), record["mean_distance"], atol=1e-4)
 
@@ -151,7 +158,10 @@ def test_same_seed_gives_byte_identical_folders_and_resume(tmp_path):
     (second / "pairs" / "test.json").unlink()
     (second / "assets" / ".knife-0001.tmp").mkdir()
     report = make_dataset(MICRO, second, progress=False)
-    assert report.written == 1 and report.skipped == len(json.loads((first / "index.json").read_text())["assets"]) - 1
+    assert (
+        report.written == 1
+        and report.skipped == len(json.loads((first / "index.json").read_text())["assets"]) - 1
+    )
     assert folder_digest(second) == digest
     with pytest.raises(InputError, match="different settings"):
         make_dataset(dataclasses.replace(MICRO, seed=1), second, progress=False)
@@ -174,7 +184,9 @@ def test_real_meshes_join_the_dataset(tmp_path):
     make_dataset(config, tmp_path / "out", progress=False)
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     real = {a: v for a, v in index["assets"].items() if a.startswith("mesh-")}
-    assert len(real) == 2 and all(v["category"] == "cleaver" and "cut-with" in v["functions"] for v in real.values())
+    assert len(real) == 2 and all(
+        v["category"] == "cleaver" and "cut-with" in v["functions"] for v in real.values()
+    )
 
 
 def test_corrupt_or_missing_meshes_leave_nothing_behind(tmp_path, capsys):
@@ -183,7 +195,16 @@ def test_corrupt_or_missing_meshes_leave_nothing_behind(tmp_path, capsys):
     save_mesh_asset(generate("knife", 1), meshes / "good.glb")
     (meshes / "bad.obj").write_text("v 0 0 0\nf 1 2 3\n")
     out = tmp_path / "out"
-    args = ["make-data", "--preset", "tiny", "--functions", "cut-with", "--out", str(out), "--no-progress"]
+    args = [
+        "make-data",
+        "--preset",
+        "tiny",
+        "--functions",
+        "cut-with",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main([*args, "--meshes", str(meshes)]) == 2
     assert "bad.obj" in capsys.readouterr().err
     assert not out.exists()

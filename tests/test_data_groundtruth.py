@@ -46,7 +46,9 @@ def transformed_asset(asset: Asset, transform: np.ndarray, move_frames: bool = T
         if move_frames:
             frame = transform @ fp.frame
             frame[:3, :3] /= scale
-        functions[name] = dataclasses.replace(fp, frame=frame, size=fp.size * scale if move_frames else fp.size)
+        functions[name] = dataclasses.replace(
+            fp, frame=frame, size=fp.size * scale if move_frames else fp.size
+        )
     return dataclasses.replace(asset, mesh=mesh, functions=functions)
 
 
@@ -69,7 +71,9 @@ def test_self_alignment_is_identity_and_matches_every_pixel():
     view = best_view(kettle, fp.part)
     fv = functional_view(view, fp.part, 0)
     assert np.allclose(functional_alignment(fp, fp), np.eye(4))
-    corr, dist = match_functional_pixels(fv, fv, np.eye(4), fp.size, ALL_POINTS, np.random.default_rng(0))
+    corr, dist = match_functional_pixels(
+        fv, fv, np.eye(4), fp.size, ALL_POINTS, np.random.default_rng(0)
+    )
     assert len(corr) == fv.count
     assert np.array_equal(corr[:, 0], corr[:, 1]) and np.allclose(dist, 0.0)
 
@@ -112,12 +116,16 @@ def test_pair_respects_alignment_and_is_one_to_one():
     for gt in pairs:
         corr = gt.correspondences.astype(int)
         assert config.min_correspondences <= len(corr) <= config.max_points
-        assert len(np.unique(corr[:, 0], axis=0)) == len(corr) and len(np.unique(corr[:, 1], axis=0)) == len(corr)
+        assert len(np.unique(corr[:, 0], axis=0)) == len(corr) and len(
+            np.unique(corr[:, 1], axis=0)
+        ) == len(corr)
         v1, v2 = views1[gt.view1], views2[gt.view2]
         assert v1.part_mask(p1.part)[corr[:, 0, 1], corr[:, 0, 0]].all()
         assert v2.part_mask(p2.part)[corr[:, 1, 1], corr[:, 1, 0]].all()
         xyz1 = v1.xyz[corr[:, 0, 1], corr[:, 0, 0]]
-        xyz2 = transform_points(gt.transform, v2.xyz[corr[:, 1, 1], corr[:, 1, 0]].astype(np.float64))
+        xyz2 = transform_points(
+            gt.transform, v2.xyz[corr[:, 1, 1], corr[:, 1, 0]].astype(np.float64)
+        )
         dist = np.linalg.norm(xyz1 - xyz2, axis=1)
         assert np.allclose(dist, gt.distances, atol=1e-5)
         assert dist.max() <= config.max_distance * p1.size + 1e-6
@@ -131,7 +139,11 @@ def test_rotational_symmetry_is_resolved_by_2d_orientation():
     mug = generate("mug", 3)
     fp = mug.functions["pour-with"]
     assert fp.symmetry == 0
-    turn = fp.frame @ trimesh.transformations.rotation_matrix(np.pi / 2, [0, 0, 1]) @ np.linalg.inv(fp.frame)
+    turn = (
+        fp.frame
+        @ trimesh.transformations.rotation_matrix(np.pi / 2, [0, 0, 1])
+        @ np.linalg.inv(fp.frame)
+    )
     turned = transformed_asset(mug, turn, move_frames=False)
     cam = look_at((1.5, -1.8, 1.6))
     K = asset_cameras(mug, 1, SIZE)[0].K
@@ -142,9 +154,13 @@ def test_rotational_symmetry_is_resolved_by_2d_orientation():
     theta = symmetry_angle(fp, part_b, cam[:3, 3], moved_camera(cam, turn)[:3, 3])
     assert np.isclose(theta, -np.pi / 2)
     rng = np.random.default_rng(0)
-    corr, dist = match_functional_pixels(fa, fb, functional_alignment(fp, part_b, theta), fp.size, ALL_POINTS, rng)
+    corr, dist = match_functional_pixels(
+        fa, fb, functional_alignment(fp, part_b, theta), fp.size, ALL_POINTS, rng
+    )
     assert np.mean(np.all(corr[:, 0] == corr[:, 1], axis=1)) > 0.99 and dist.max() < 1e-3
-    naive, _ = match_functional_pixels(fa, fb, functional_alignment(fp, part_b, 0.0), fp.size, ALL_POINTS, rng)
+    naive, _ = match_functional_pixels(
+        fa, fb, functional_alignment(fp, part_b, 0.0), fp.size, ALL_POINTS, rng
+    )
     assert np.mean(np.all(naive[:, 0] == naive[:, 1], axis=1)) < 0.5
 
 

@@ -41,7 +41,9 @@ def test_every_pixel_xyz_lies_on_the_mesh(category):
         assert distance.max() <= 1e-4 * asset.mesh.extents.max()
         # Part labels are those of the triangles the points lie on (seams may tie).
         assert np.mean(asset.face_parts[triangles] == view.part_ids[view.mask]) > 0.97
-        assert np.allclose(backproject(view.depth, view.K, view.cam_to_world)[view.mask], points, atol=1e-5)
+        assert np.allclose(
+            backproject(view.depth, view.K, view.cam_to_world)[view.mask], points, atol=1e-5
+        )
 
 
 def test_buffers_are_consistent(mug_views):
@@ -49,7 +51,11 @@ def test_buffers_are_consistent(mug_views):
     view = views[0]
     assert isinstance(view, RenderedView)
     assert view.rgb.shape == (64, 64, 3) and view.rgb.dtype == np.uint8
-    assert view.depth.dtype == np.float32 and view.xyz.dtype == np.float32 and view.part_ids.dtype == np.int16
+    assert (
+        view.depth.dtype == np.float32
+        and view.xyz.dtype == np.float32
+        and view.part_ids.dtype == np.int16
+    )
     assert np.array_equal(view.mask, view.depth > 0)
     assert np.array_equal(view.mask, view.part_ids >= 0)
     assert np.isnan(view.xyz[~view.mask]).all() and not np.isnan(view.xyz[view.mask]).any()
@@ -63,7 +69,9 @@ def test_buffers_are_consistent(mug_views):
 
 def test_pixel_convention_on_a_known_plane():
     """A plane at z = 2 in front of an identity camera: depth and xyz follow K^-1 [c, r, 1] exactly."""
-    plane = trimesh.Trimesh([[-10, -10, 2], [10, -10, 2], [10, 10, 2], [-10, 10, 2]], [[0, 1, 2], [0, 2, 3]])
+    plane = trimesh.Trimesh(
+        [[-10, -10, 2], [10, -10, 2], [10, 10, 2], [-10, 10, 2]], [[0, 1, 2], [0, 2, 3]]
+    )
     size = (8, 6)
     K = intrinsics(size, 60.0)
     view = render_view(plane, K, np.eye(4), size)
@@ -106,7 +114,9 @@ def test_sphere_cameras_see_from_above_and_below():
     assert centres[:, 2].max() > 2.0 and centres[:, 2].min() < -1.5
     for cam in cameras:
         rot = cam.cam_to_world[:3, :3]
-        assert np.allclose(rot.T @ rot, np.eye(3), atol=1e-9) and np.isclose(np.linalg.det(rot), 1.0)
+        assert np.allclose(rot.T @ rot, np.eye(3), atol=1e-9) and np.isclose(
+            np.linalg.det(rot), 1.0
+        )
         assert np.allclose(rot[:, 2], -cam.center / 3.0)  # optical axis through the origin
         assert rot[2, 1] <= 1e-9  # image 'down' never points up in the object frame
     assert len({tuple(np.round(c, 6)) for c in centres}) == 19

@@ -29,13 +29,17 @@ SHIFT = torch.tensor([4.0, 2.0])  # image2 pixel = image1 pixel - SHIFT
 def world_image(offset: torch.Tensor, size: int = SIZE) -> torch.Tensor:
     """(3, H, W) whose red/green encode world position (x + offset, y + offset): a "texture"
     with a unique colour per place, so a colour-based matcher is exactly right."""
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32),
+        torch.arange(size, dtype=torch.float32),
+        indexing="ij",
+    )
     return torch.stack([(xs + offset[0]) / 64, (ys + offset[1]) / 64, torch.full_like(xs, 0.5)])
 
 
-
-
-def shifted_pair(pair_id: str = "p0", across: bool = False, function: str = "pour-with", dense: bool = False) -> dict:
+def shifted_pair(
+    pair_id: str = "p0", across: bool = False, function: str = "pour-with", dense: bool = False
+) -> dict:
     """image2 is image1 moved by SHIFT; square objects; the part is the object's left third.
     Ground truth: a 3 px grid of points, or every object pixel when ``dense``."""
     mask1 = torch.zeros(SIZE, SIZE, dtype=torch.bool)
@@ -72,12 +76,17 @@ CONFIG = FunctionalConfig(image_size=SIZE, thresholds_px=(23, 10))
 def test_perfect_matcher_scores_pck_one_and_ap_one():
     method = FunctionalMethod("perfect", NearestNeighbourMatcher(), colour_features)
     # Dense ground truth: every discovered match is then near a GT pair, so precision is 1 throughout.
-    results = evaluate_functional([shifted_pair("a", dense=True), shifted_pair("b", across=True, dense=True)], method, CONFIG)
+    results = evaluate_functional(
+        [shifted_pair("a", dense=True), shifted_pair("b", across=True, dense=True)], method, CONFIG
+    )
     summary = results.summary("all")
     assert summary["pck_10"] == 1.0 and summary["pck_23"] == 1.0
     assert summary["norm_dist"] == pytest.approx(0.0, abs=1e-6)
     assert summary["ap_10"] == pytest.approx(1.0) and summary["best_f1_10"] == pytest.approx(1.0)
-    assert results.summary("within")["pair_directions"] == 2 and results.summary("across")["pair_directions"] == 2
+    assert (
+        results.summary("within")["pair_directions"] == 2
+        and results.summary("across")["pair_directions"] == 2
+    )
 
 
 class ConstantMatcher:
@@ -102,7 +111,9 @@ def test_constant_matcher_pck_is_share_of_points_near_that_pixel():
     result = evaluate_direction(view1, view2, gt_src, gt_tgt, method.matcher, CONFIG)
     for k in (10, 23):
         scaled = k * SIZE / 224  # thresholds are given at 224 px
-        expected = ((gt_tgt - torch.tensor([10.0, 10.0])).norm(dim=-1) <= scaled).float().mean().item()
+        expected = (
+            ((gt_tgt - torch.tensor([10.0, 10.0])).norm(dim=-1) <= scaled).float().mean().item()
+        )
         assert result.pck(k) == pytest.approx(expected)
     assert 0 < result.pck(23) < 1  # the case is not degenerate
 
@@ -117,14 +128,20 @@ def test_chance_is_seeded_and_stays_inside_the_region():
     assert torch.equal(moved, again)
     src_xy, tgt_xy = method.matcher.rank(view1, view2, view1.object_mask, view2.object_mask)
     assert src_xy.shape[0] == int(view1.object_mask.sum()) == tgt_xy.shape[0]
-    first = evaluate_functional([item], FunctionalMethod("chance", ChanceMatcher(seed=3)), CONFIG).summary()
-    second = evaluate_functional([item], FunctionalMethod("chance", ChanceMatcher(seed=3)), CONFIG).summary()
+    first = evaluate_functional(
+        [item], FunctionalMethod("chance", ChanceMatcher(seed=3)), CONFIG
+    ).summary()
+    second = evaluate_functional(
+        [item], FunctionalMethod("chance", ChanceMatcher(seed=3)), CONFIG
+    ).summary()
     assert first == second and first["pck_23"] < 1
 
 
 def test_part_masks_restrict_transfer_and_split_discovery():
     item = shifted_pair()
-    method = FunctionalMethod("parts", NearestNeighbourMatcher(), colour_features, GroundTruthParts())
+    method = FunctionalMethod(
+        "parts", NearestNeighbourMatcher(), colour_features, GroundTruthParts()
+    )
     view1, view2, iou = make_views(item, method, CONFIG)
     assert iou is None  # ground truth is not scored against itself
     region = label_transfer_region(view1, view2, 16)
@@ -156,7 +173,11 @@ class HalfParts:
 
 def test_predicted_part_masks_report_iou():
     item = shifted_pair()
-    results = evaluate_functional([item], FunctionalMethod("half", NearestNeighbourMatcher(), colour_features, HalfParts()), CONFIG)
+    results = evaluate_functional(
+        [item],
+        FunctionalMethod("half", NearestNeighbourMatcher(), colour_features, HalfParts()),
+        CONFIG,
+    )
     pred1 = HalfParts()(item, 1)
     expected = ((pred1 & item["part_mask1"]).sum() / (pred1 | item["part_mask1"]).sum()).item()
     assert results.pairs[0].part_iou[0] == pytest.approx(expected)
@@ -166,34 +187,62 @@ def test_predicted_part_masks_report_iou():
 def test_real_backbone_on_shifted_texture(dinov2_s14):
     """DINOv2 features on a textured 224 px image and its copy moved by 14 px."""
     gen = torch.Generator().manual_seed(0)
-    base = F.interpolate(torch.rand(1, 3, 32, 32, generator=gen), size=(252, 252), mode="bilinear", align_corners=False)[0]
-    image1, image2 = base[:, :224, :224], base[:, 14:238, 28:252]  # image2 pixel = image1 pixel - (28, 14)
+    base = F.interpolate(
+        torch.rand(1, 3, 32, 32, generator=gen),
+        size=(252, 252),
+        mode="bilinear",
+        align_corners=False,
+    )[0]
+    image1, image2 = (
+        base[:, :224, :224],
+        base[:, 14:238, 28:252],
+    )  # image2 pixel = image1 pixel - (28, 14)
     mask = torch.zeros(224, 224, dtype=torch.bool)
     mask[60:150, 60:150] = True
-    ys, xs = torch.meshgrid(torch.arange(70.0, 140.0, 10), torch.arange(70.0, 140.0, 10), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(70.0, 140.0, 10), torch.arange(70.0, 140.0, 10), indexing="ij"
+    )
     src = torch.stack([xs, ys], -1).reshape(-1, 2)
     shift = torch.tensor([28.0, 14.0])
     item = {
-        "image1": image1, "image2": image2, "mask1": mask, "mask2": mask.roll((-14, -28), (0, 1)),
-        "function": "cut-with", "correspondences": torch.stack([src, src - shift], 1),
-        "across_category": False, "pair_id": "texture",
+        "image1": image1,
+        "image2": image2,
+        "mask1": mask,
+        "mask2": mask.roll((-14, -28), (0, 1)),
+        "function": "cut-with",
+        "correspondences": torch.stack([src, src - shift], 1),
+        "across_category": False,
+        "pair_id": "texture",
     }
 
     def features(images: list[Prepared], function: str) -> list[ImageFeatures]:
         with torch.no_grad():
             blocks = dinov2_s14(torch.stack([p.rgb for p in images]))
-        return [feature_map_features(b.mean(0), dinov2_s14.grid, (224, 224), p.mask) for b, p in zip(blocks, images)]
+        return [
+            feature_map_features(b.mean(0), dinov2_s14.grid, (224, 224), p.mask)
+            for b, p in zip(blocks, images)
+        ]
 
     config = FunctionalConfig(thresholds_px=(23, 10))
-    real = evaluate_functional([item], FunctionalMethod("dinov2-s14", NearestNeighbourMatcher(), features), config).summary()
-    chance = evaluate_functional([item], FunctionalMethod("chance", ChanceMatcher(0)), config).summary()
-    print(f"\nshifted texture: dinov2-s14 PCK@23 {real['pck_23']:.2f} AP@23 {real['ap_23']:.2f}; chance PCK@23 {chance['pck_23']:.2f} AP@23 {chance['ap_23']:.2f}")
+    real = evaluate_functional(
+        [item], FunctionalMethod("dinov2-s14", NearestNeighbourMatcher(), features), config
+    ).summary()
+    chance = evaluate_functional(
+        [item], FunctionalMethod("chance", ChanceMatcher(0)), config
+    ).summary()
+    print(
+        f"\nshifted texture: dinov2-s14 PCK@23 {real['pck_23']:.2f} AP@23 {real['ap_23']:.2f}; chance PCK@23 {chance['pck_23']:.2f} AP@23 {chance['ap_23']:.2f}"
+    )
     assert real["pck_23"] > 0.8 > chance["pck_23"]
     assert real["ap_23"] > chance["ap_23"] + 0.2
 
 
 def test_cli_functional_writes_tables_json_and_plots(tmp_path, monkeypatch):
-    pairs = [shifted_pair("a"), shifted_pair("b", across=True), shifted_pair("c", function="cut-with")]
+    pairs = [
+        shifted_pair("a"),
+        shifted_pair("b", across=True),
+        shifted_pair("c", function="cut-with"),
+    ]
     from funcorr.data import readers
 
     class EvalPairs(list):
@@ -206,21 +255,58 @@ def test_cli_functional_writes_tables_json_and_plots(tmp_path, monkeypatch):
     data = tmp_path / "bench"
     data.mkdir()
     out = tmp_path / "out"
-    assert main(["eval", "functional", "--data", str(data), "--method", "chance", "--parts", "gt", "--size", str(SIZE), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "functional",
+                "--data",
+                str(data),
+                "--method",
+                "chance",
+                "--parts",
+                "gt",
+                "--size",
+                str(SIZE),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     document = json.loads((out / "functional_chance+gt-parts.json").read_text())
     assert document["kind"] == "functional"
     assert {"funcorr_version", "torch_version", "created_at"} <= set(document["environment"])
     results = document["results"]
-    assert results["summary"]["within"]["pair_directions"] == 4 and results["summary"]["across"]["pair_directions"] == 2
+    assert (
+        results["summary"]["within"]["pair_directions"] == 4
+        and results["summary"]["across"]["pair_directions"] == 2
+    )
     assert set(results["by_function"]) == {"pour-with", "cut-with"}
     assert len(results["pr_curves"]["all"]["23"]["precision"]) == 100
     assert len(results["per_direction"]) == 6
     assert (out / "functional_chance+gt-parts_pr.png").stat().st_size > 1000
     table = (out / "functional_chance+gt-parts.md").read_text()
     assert "PCK@23" in table and "| chance+gt-parts | across |" in table
-    assert (out / "functional_chance+gt-parts.csv").read_text().count("\n") == 4  # header + 3 splits
+    assert (out / "functional_chance+gt-parts.csv").read_text().count(
+        "\n"
+    ) == 4  # header + 3 splits
     # A missing benchmark folder is a user error (exit 2), not a traceback.
-    assert main(["eval", "functional", "--data", str(tmp_path / "nope"), "--method", "chance", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "functional",
+                "--data",
+                str(tmp_path / "nope"),
+                "--method",
+                "chance",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
 
 
 def test_pair_without_ground_truth_is_left_out_of_the_means():
@@ -234,7 +320,10 @@ def test_pair_without_ground_truth_is_left_out_of_the_means():
 
 def _varied_pairs() -> list[dict]:
     """Six pairs over two functions and both splits, two of them sharing their images."""
-    pairs = [shifted_pair(f"p{i}", across=i % 2 == 1, function=("pour-with", "cut-with")[i % 3 == 0]) for i in range(6)]
+    pairs = [
+        shifted_pair(f"p{i}", across=i % 2 == 1, function=("pour-with", "cut-with")[i % 3 == 0])
+        for i in range(6)
+    ]
     for i, item in enumerate(pairs):  # different texture per pair: different discovery curves
         item["image1"] = item["image1"] * (1 - 0.05 * i)
         item["image2"] = item["image2"] * (1 - 0.05 * i)
@@ -245,19 +334,35 @@ def _varied_pairs() -> list[dict]:
 def test_shards_merge_into_the_record_of_the_whole_run():
     from funcorr.eval.functional import merge_records
 
-    method = FunctionalMethod("parts", NearestNeighbourMatcher(), colour_features, GroundTruthParts())
+    method = FunctionalMethod(
+        "parts", NearestNeighbourMatcher(), colour_features, GroundTruthParts()
+    )
     pairs = _varied_pairs()
     whole = evaluate_functional(pairs, method, CONFIG).to_record()
-    shards = [evaluate_functional(pairs, method, FunctionalConfig(image_size=SIZE, thresholds_px=(23, 10), shard=(i, 4))).to_record() for i in (2, 0, 3, 1)]
-    assert [len(s["per_direction"]) for s in shards] == [2, 2, 4, 4]  # 6 pairs in slices of 1, 2, 1, 2
+    shards = [
+        evaluate_functional(
+            pairs, method, FunctionalConfig(image_size=SIZE, thresholds_px=(23, 10), shard=(i, 4))
+        ).to_record()
+        for i in (2, 0, 3, 1)
+    ]
+    assert [len(s["per_direction"]) for s in shards] == [
+        2,
+        2,
+        4,
+        4,
+    ]  # 6 pairs in slices of 1, 2, 1, 2
     merged = json.loads(json.dumps(merge_records(shards)))  # through JSON, as the files are
     expected = json.loads(json.dumps(whole))
     for key in ("summary", "by_function", "per_direction", "part_iou_per_pair"):
         assert merged[key] == expected[key], key
     for split, by_threshold in expected["pr_curves"].items():
         for k, curve in by_threshold.items():
-            assert merged["pr_curves"][split][k]["precision"] == pytest.approx(curve["precision"], abs=1e-12)
-            assert merged["pr_curves"][split][k]["recall"] == pytest.approx(curve["recall"], abs=1e-12)
+            assert merged["pr_curves"][split][k]["precision"] == pytest.approx(
+                curve["precision"], abs=1e-12
+            )
+            assert merged["pr_curves"][split][k]["recall"] == pytest.approx(
+                curve["recall"], abs=1e-12
+            )
     with pytest.raises(Exception, match="shards"):
         merge_records(shards[:3])
 
@@ -271,12 +376,22 @@ def test_report_merges_shard_files_into_one_run(tmp_path):
     for i in range(3):
         config = FunctionalConfig(image_size=SIZE, thresholds_px=(23, 10), shard=(i, 3))
         record = evaluate_functional(pairs, method, config).to_record()
-        write_outputs(result_document("functional", {"data": "synthetic", "shard": f"{i}/3", "protocol": {"shard": [i, 3]}}, record), results, f"functional_perfect_shard-{i}-of-3")
+        write_outputs(
+            result_document(
+                "functional",
+                {"data": "synthetic", "shard": f"{i}/3", "protocol": {"shard": [i, 3]}},
+                record,
+            ),
+            results,
+            f"functional_perfect_shard-{i}-of-3",
+        )
     report = render_report([results], tmp_path / "report")
     text = report.read_text()
     assert text.count("| perfect | all | 6 |") == 1  # one run of 6 pairs, not three partial rows
     merged = json.loads((tmp_path / "report" / "functional_perfect_merged.json").read_text())
-    assert len(merged["results"]["per_direction"]) == 12 and len(merged["config"]["merged_from"]) == 3
+    assert (
+        len(merged["results"]["per_direction"]) == 12 and len(merged["config"]["merged_from"]) == 3
+    )
     # Reporting again over both folders does not count the run twice.
     again = render_report([results, tmp_path / "report"], tmp_path / "report").read_text()
     assert again.count("| perfect | all | 6 |") == 1
@@ -296,11 +411,19 @@ def test_shard_option_is_checked():
 def test_paired_rankings_equal_one_direction_at_a_time():
     from funcorr.eval.functional import pair_rankings
 
-    method = FunctionalMethod("parts", NearestNeighbourMatcher(), colour_features, GroundTruthParts())
+    method = FunctionalMethod(
+        "parts", NearestNeighbourMatcher(), colour_features, GroundTruthParts()
+    )
     view1, view2, _ = make_views(shifted_pair(), method, CONFIG)
     forward, backward = pair_rankings(view1, view2, method.matcher, CONFIG)
-    separate = [method.matcher.rank(view1, view2, s, t) for s, t in discovery_regions(view1, view2, CONFIG.min_part_pixels)]
-    reverse = [method.matcher.rank(view2, view1, s, t) for s, t in discovery_regions(view2, view1, CONFIG.min_part_pixels)]
+    separate = [
+        method.matcher.rank(view1, view2, s, t)
+        for s, t in discovery_regions(view1, view2, CONFIG.min_part_pixels)
+    ]
+    reverse = [
+        method.matcher.rank(view2, view1, s, t)
+        for s, t in discovery_regions(view2, view1, CONFIG.min_part_pixels)
+    ]
     assert len(forward) == len(separate) == 2  # part -> part, rest -> rest
     for got, want in zip(forward + backward, separate + reverse, strict=True):
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
@@ -337,11 +460,17 @@ def test_each_image_is_encoded_once_across_pairs(head):
 
     pairs = _varied_pairs()  # 12 image uses; pairs 4 and 5 show the same two images
     features = MatcherFeatures(CountingMatcher(head=head))
-    results = evaluate_functional(pairs, FunctionalMethod("cached", NearestNeighbourMatcher(), features), CONFIG)
-    fresh = evaluate_functional(pairs, FunctionalMethod("fresh", NearestNeighbourMatcher(), colour_features), CONFIG)
+    results = evaluate_functional(
+        pairs, FunctionalMethod("cached", NearestNeighbourMatcher(), features), CONFIG
+    )
+    fresh = evaluate_functional(
+        pairs, FunctionalMethod("fresh", NearestNeighbourMatcher(), colour_features), CONFIG
+    )
     assert features.computed == 10 and sum(features.matcher.encoded) == 10
     assert results.to_record()["per_direction"] == fresh.to_record()["per_direction"]
     # A trained head's features depend on the function: the same image under another function is new.
-    prepared = make_views(pairs[4], FunctionalMethod("x", NearestNeighbourMatcher(), colour_features), CONFIG)[0].prepared
+    prepared = make_views(
+        pairs[4], FunctionalMethod("x", NearestNeighbourMatcher(), colour_features), CONFIG
+    )[0].prepared
     features([prepared], "hang-onto")
     assert features.computed == (11 if head else 10)

@@ -9,7 +9,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from funcorr.images import mask_iou
 from funcorr.eval.metrics import (
     CUTOFF_PERCENTS,
     average_precision,
@@ -24,6 +23,7 @@ from funcorr.eval.metrics import (
     point_distances,
     precision_recall,
 )
+from funcorr.images import mask_iou
 
 
 def test_pck_counts_threshold_inclusively_unless_strict():
@@ -36,7 +36,9 @@ def test_pck_counts_threshold_inclusively_unless_strict():
 
 
 def test_normalised_distance_divides_by_side_minus_one():
-    d = point_distances(torch.tensor([[0.0, 0.0], [223.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 0.0]]))
+    d = point_distances(
+        torch.tensor([[0.0, 0.0], [223.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    )
     assert normalised_distance(d) == pytest.approx(0.5)  # mean 111.5 / 223
 
 
@@ -58,7 +60,9 @@ def test_discovery_with_known_ranking_gives_hand_computed_ap_and_f1():
     gt_src = torch.tensor([[10.0, 10.0], [50.0, 50.0], [90.0, 90.0]])
     gt_tgt = gt_src + torch.tensor([100.0, 0.0])
     src = torch.tensor([[11.0, 10.0], [50.0, 50.0], [50.0, 52.0], [10.0, 12.0]])
-    tgt = torch.tensor([[110.0, 11.0], [0.0, 0.0], [151.0, 50.0], [110.0, 10.0]])  # 2nd: right source, wrong target
+    tgt = torch.tensor(
+        [[110.0, 11.0], [0.0, 0.0], [151.0, 50.0], [110.0, 10.0]]
+    )  # 2nd: right source, wrong target
     hits = discovery_hits(src, tgt, gt_src, gt_tgt, threshold=3.0)
     assert hits.correct.tolist() == [True, False, True, True]
     assert hits.first_rank.tolist() == [0, 2, 4]  # GT2 never found -> P
@@ -66,15 +70,21 @@ def test_discovery_with_known_ranking_gives_hand_computed_ap_and_f1():
     # Kept: 1 for cutoffs 1-49 %, 2 for 50-74 %, 3 for 75-99 %, 4 at 100 %.
     assert curve.precision[0].item() == 1.0 and curve.recall[0].item() == pytest.approx(1 / 3)
     assert curve.precision[49].item() == 0.5 and curve.recall[49].item() == pytest.approx(1 / 3)
-    assert curve.precision[74].item() == pytest.approx(2 / 3) and curve.recall[74].item() == pytest.approx(2 / 3)
-    assert curve.precision[99].item() == pytest.approx(3 / 4) and curve.recall[99].item() == pytest.approx(2 / 3)
+    assert curve.precision[74].item() == pytest.approx(2 / 3) and curve.recall[
+        74
+    ].item() == pytest.approx(2 / 3)
+    assert curve.precision[99].item() == pytest.approx(3 / 4) and curve.recall[
+        99
+    ].item() == pytest.approx(2 / 3)
     # AP = 1/3 * 1 (first cutoff) + 1/3 * 2/3 (at 75 %) = 5/9; best F1 at 100 %: 2*(3/4)(2/3)/(3/4+2/3) = 12/17.
     assert curve.average_precision == pytest.approx(5 / 9)
     assert curve.best_f1 == pytest.approx(12 / 17)
 
 
 def test_perfect_dense_discovery_has_ap_one():
-    xy = torch.stack(torch.meshgrid(torch.arange(20.0), torch.arange(20.0), indexing="xy"), -1).reshape(-1, 2)
+    xy = torch.stack(
+        torch.meshgrid(torch.arange(20.0), torch.arange(20.0), indexing="xy"), -1
+    ).reshape(-1, 2)
     hits = discovery_hits(xy, xy + 3, xy, xy + 3, threshold=10.0)
     curve = precision_recall(hits)
     assert curve.average_precision == pytest.approx(1.0)
@@ -85,12 +95,21 @@ def test_same_gt_index_is_required_on_both_sides():
     # Source end near GT0, target end near GT1 only: not a correct match.
     gt_src = torch.tensor([[0.0, 0.0], [100.0, 0.0]])
     gt_tgt = torch.tensor([[0.0, 100.0], [100.0, 100.0]])
-    hits = discovery_hits(torch.tensor([[0.0, 0.0]]), torch.tensor([[100.0, 100.0]]), gt_src, gt_tgt, 5.0)
+    hits = discovery_hits(
+        torch.tensor([[0.0, 0.0]]), torch.tensor([[100.0, 100.0]]), gt_src, gt_tgt, 5.0
+    )
     assert hits.correct.tolist() == [False]
 
 
 def test_point_on_the_threshold_counts_in_discovery():
-    hits = discovery_hits(torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 10.0]]), torch.zeros(1, 2), torch.tensor([[0.0, 0.0]]), 5.0, tgt_threshold=10.0)
+    hits = discovery_hits(
+        torch.tensor([[3.0, 4.0]]),
+        torch.tensor([[0.0, 10.0]]),
+        torch.zeros(1, 2),
+        torch.tensor([[0.0, 0.0]]),
+        5.0,
+        tgt_threshold=10.0,
+    )
     assert hits.correct.tolist() == [True]
 
 
@@ -111,7 +130,11 @@ point_lists = st.lists(st.tuples(coords, coords), min_size=1, max_size=25)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(min_value=0, max_value=500, allow_nan=False), min_size=1, max_size=50), st.floats(0, 500), st.floats(0, 500))
+@given(
+    st.lists(st.floats(min_value=0, max_value=500, allow_nan=False), min_size=1, max_size=50),
+    st.floats(0, 500),
+    st.floats(0, 500),
+)
 def test_pck_is_a_share_and_monotone_in_threshold(distances, k1, k2):
     d = torch.tensor(distances)
     low, high = sorted((k1, k2))
@@ -127,15 +150,23 @@ def test_discovery_curves_are_bounded_and_blockwise_exact(predictions, gts, thre
     shift = torch.tensor([5.0, -2.0])
     hits = discovery_hits(pred, pred + shift, gt, gt + shift, threshold, block_rows=block)
     # Brute force over the full matrix.
-    full = (torch.cdist(pred.double(), gt.double()) <= threshold) & (torch.cdist((pred + shift).double(), (gt + shift).double()) <= threshold)
+    full = (torch.cdist(pred.double(), gt.double()) <= threshold) & (
+        torch.cdist((pred + shift).double(), (gt + shift).double()) <= threshold
+    )
     assert torch.equal(hits.correct, full.any(1))
     expected_first = torch.where(full.any(0), full.double().argmax(0), torch.tensor(pred.shape[0]))
     assert torch.equal(hits.first_rank, expected_first)
     # Several thresholds in one pass (with per-image units) equal separate single-threshold passes.
-    together = discovery_hits_at(pred, pred + shift, gt, gt + shift, (threshold, 2 * threshold), 1.0, 1.0, block_rows=block)
-    assert torch.equal(together[0].correct, hits.correct) and torch.equal(together[0].first_rank, hits.first_rank)
+    together = discovery_hits_at(
+        pred, pred + shift, gt, gt + shift, (threshold, 2 * threshold), 1.0, 1.0, block_rows=block
+    )
+    assert torch.equal(together[0].correct, hits.correct) and torch.equal(
+        together[0].first_rank, hits.first_rank
+    )
     alone = discovery_hits(pred, pred + shift, gt, gt + shift, 2 * threshold)
-    assert torch.equal(together[1].correct, alone.correct) and torch.equal(together[1].first_rank, alone.first_rank)
+    assert torch.equal(together[1].correct, alone.correct) and torch.equal(
+        together[1].first_rank, alone.first_rank
+    )
     curve = precision_recall(hits)
     for values in (curve.precision, curve.recall, curve.f1):
         assert values.min() >= 0 and values.max() <= 1
@@ -145,10 +176,15 @@ def test_discovery_curves_are_bounded_and_blockwise_exact(predictions, gts, thre
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.floats(0, 1), min_size=len(CUTOFF_PERCENTS), max_size=len(CUTOFF_PERCENTS)), st.lists(st.floats(0, 1), min_size=len(CUTOFF_PERCENTS), max_size=len(CUTOFF_PERCENTS)))
+@given(
+    st.lists(st.floats(0, 1), min_size=len(CUTOFF_PERCENTS), max_size=len(CUTOFF_PERCENTS)),
+    st.lists(st.floats(0, 1), min_size=len(CUTOFF_PERCENTS), max_size=len(CUTOFF_PERCENTS)),
+)
 def test_f1_and_ap_bounds(precision, recall):
     p = torch.tensor(precision, dtype=torch.float64)
     r = torch.tensor(sorted(recall), dtype=torch.float64)
     f1 = f1_scores(p, r)
-    assert torch.all((f1 >= 0) & (f1 <= torch.minimum(torch.maximum(p, r), torch.ones_like(p)) + 1e-12))
+    assert torch.all(
+        (f1 >= 0) & (f1 <= torch.minimum(torch.maximum(p, r), torch.ones_like(p)) + 1e-12)
+    )
     assert 0.0 <= average_precision(p, r) <= 1.0 + 1e-12

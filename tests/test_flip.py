@@ -10,7 +10,13 @@ from PIL import Image
 from synthetic import colour_features
 
 from funcorr.images import from_pil
-from funcorr.model.flip import choose_orientation, mirror_xy, mirrored_prepared, orientation_agreement, unmirror
+from funcorr.model.flip import (
+    choose_orientation,
+    mirror_xy,
+    mirrored_prepared,
+    orientation_agreement,
+    unmirror,
+)
 from funcorr.model.matcher import Matcher, MatcherConfig, prepare_image
 from funcorr.model.matching import transfer_points
 
@@ -50,6 +56,8 @@ def test_a_mirrored_target_is_matched_in_the_mirrored_orientation(dinov2_s14):
     # ... and each point lands on its mirror image in the target (150 px wide -> all 112 network px).
     assert torch.allclose(moved, mirror_xy(points, 112), atol=1.0)
     # The unmirrored pair keeps its orientation.
-    _, same = choose_orientation(fs, fs, unmirror(matcher.features([mirrored_prepared(src)])[0], fs.mask))
+    _, same = choose_orientation(
+        fs, fs, unmirror(matcher.features([mirrored_prepared(src)])[0], fs.mask)
+    )
     assert not same.flipped and same.agreement > 0.99
     assert orientation_agreement(fs, fs) > orientation_agreement(fs, ft)

@@ -35,7 +35,9 @@ def _photo(path: Path, size: tuple[int, int], seed: int) -> None:
     Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(path)
 
 
-def _write(root: Path, action: str, rows: dict[str, list[tuple[str, list[float]]]], size=(160, 120)) -> None:
+def _write(
+    root: Path, action: str, rows: dict[str, list[tuple[str, list[float]]]], size=(160, 120)
+) -> None:
     folder = root / action
     for role, entries in rows.items():
         (folder / role).mkdir(parents=True, exist_ok=True)
@@ -60,13 +62,22 @@ def test_reader_points_in_pixels(fixture_root: Path) -> None:
     (action,) = read_funkpoint(fixture_root)
     assert action.name == "Pour" and len(action.references) == len(action.tests) == 1
     # (0.25, 0.5) of a 160 x 120 image is pixel index (0.25 * 160 - 0.5, 0.5 * 120 - 0.5).
-    assert torch.allclose(action.references[0].pixel_points((160, 120)), torch.tensor([[39.5, 59.5], [119.5, 29.5]]))
+    assert torch.allclose(
+        action.references[0].pixel_points((160, 120)), torch.tensor([[39.5, 59.5], [119.5, 29.5]])
+    )
     assert function_for_action("Pour") == "pour-with"
     assert function_for_action("Brush_Dust") == "brush-with"
 
 
 def test_reader_refuses_paths_outside_and_bad_points(tmp_path: Path) -> None:
-    _write(tmp_path, "Pour", {"references": [("a.png", [0.2, 0.2, 0.4, 0.4])], "tests": [("b.png", [0.2, 0.2, 0.4, 0.4])]})
+    _write(
+        tmp_path,
+        "Pour",
+        {
+            "references": [("a.png", [0.2, 0.2, 0.4, 0.4])],
+            "tests": [("b.png", [0.2, 0.2, 0.4, 0.4])],
+        },
+    )
     csv_path = tmp_path / "Pour" / "tests.csv"
     text = csv_path.read_text()
     csv_path.write_text(text.replace("Pour/tests/b.png", "../../etc/passwd"))
@@ -90,7 +101,12 @@ def test_summarise_hand_computed() -> None:
         return PointScore(action, "r", test, "mug", 0, error)
 
     # Pour: 0.1 exactly at alpha counts (<=), 0.1001 does not: 2 of 3. Mix: 1 of 1.
-    scores = [score("Pour", 0.0), score("Pour", 0.1), score("Pour", 0.1001, "u"), score("Mix", 0.05)]
+    scores = [
+        score("Pour", 0.0),
+        score("Pour", 0.1),
+        score("Pour", 0.1001, "u"),
+        score("Mix", 0.05),
+    ]
     summary = summarise(scores, alpha=0.1)
     assert summary["overall"] == pytest.approx(3 / 4)
     assert summary["per_action"]["Pour"] == {"pck": pytest.approx(2 / 3), "points": 3, "pairs": 2}
@@ -113,7 +129,21 @@ def test_cli_writes_overall_and_per_action(fixture_root: Path, tmp_path: Path) -
     from funcorr.cli import main
 
     out = tmp_path / "out"
-    assert main(["eval", "keypoints", "--data", str(fixture_root), "--method", "chance", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "keypoints",
+                "--data",
+                str(fixture_root),
+                "--method",
+                "chance",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     (path,) = out.glob("funkpoint_*.json")
     results = json.loads(path.read_text())["results"]
     assert results["points"] == 2 and set(results["per_action"]) == {"Pour"}

@@ -16,7 +16,9 @@ def make_inputs(batch=2, n_blocks=3, channels=64, cells=(4, 5), n_points=7, text
     generator = torch.Generator().manual_seed(seed)
     blocks = torch.randn(batch, n_blocks, channels, *cells, generator=generator)
     height, width = (c * GRID.stride for c in cells)
-    points = torch.rand(batch, n_points, 2, generator=generator) * torch.tensor([width - 1.0, height - 1.0])
+    points = torch.rand(batch, n_points, 2, generator=generator) * torch.tensor(
+        [width - 1.0, height - 1.0]
+    )
     text = F.normalize(torch.randn(batch, text_dim, generator=generator), dim=-1)
     return blocks, points, text
 
@@ -40,7 +42,14 @@ def test_gradients_reach_block_weights_projection_and_mlp():
     blocks, points, text = make_inputs()
     features, logits = head(blocks, GRID, points, text)
     (features[:, :, 0].sum() + logits.sum()).backward()
-    for name in ("block_logits", "block_proj.weight", "mlp.0.weight", "mlp.2.weight", "mlp.4.weight", "mask_proj.weight"):
+    for name in (
+        "block_logits",
+        "block_proj.weight",
+        "mlp.0.weight",
+        "mlp.2.weight",
+        "mlp.4.weight",
+        "mask_proj.weight",
+    ):
         grad = head.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
 
@@ -52,7 +61,9 @@ def test_block_mixing_is_projection_of_each_block_then_softmax_sum():
         head.block_logits.copy_(torch.tensor([0.0, 1.0, 3.0]))
     blocks, _, _ = make_inputs()
     weights = torch.softmax(torch.tensor([0.0, 1.0, 3.0]), dim=0)
-    per_block = torch.stack([head.block_proj(blocks[:, l].permute(0, 2, 3, 1)) for l in range(3)], dim=1)
+    per_block = torch.stack(
+        [head.block_proj(blocks[:, b].permute(0, 2, 3, 1)) for b in range(3)], dim=1
+    )
     expected = (per_block * weights[None, :, None, None, None]).sum(1).permute(0, 3, 1, 2)
     assert torch.allclose(head.project_blocks(blocks), expected, atol=1e-5)
 
@@ -65,11 +76,15 @@ def test_point_at_cell_centre_uses_that_cells_feature():
     centres = GRID.cell_centres(4, 5)  # (20, 2), row-major
     out = head.embed_points(projected, GRID, centres[None].expand(2, -1, -1), text)
     cells = projected.flatten(2).transpose(1, 2)  # (2, 20, 512), row-major cells
-    expected = F.normalize(head.mlp(torch.cat([cells, text[:, None].expand(-1, 20, -1)], dim=-1)), dim=-1)
+    expected = F.normalize(
+        head.mlp(torch.cat([cells, text[:, None].expand(-1, 20, -1)], dim=-1)), dim=-1
+    )
     assert torch.allclose(out.features, expected, atol=1e-5)
     # a point between two cells is not either cell's feature
     between = (centres[0] + centres[1]) / 2
-    mid = head.embed_points(projected, GRID, between[None, None].expand(2, 1, 2), text).features[:, 0]
+    mid = head.embed_points(projected, GRID, between[None, None].expand(2, 1, 2), text).features[
+        :, 0
+    ]
     assert not torch.allclose(mid, expected[:, 0], atol=1e-3)
 
 

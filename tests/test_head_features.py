@@ -8,8 +8,13 @@ import torch.nn.functional as F
 
 from funcorr.backbones.base import FeatureGrid
 from funcorr.model import head as head_features
-from funcorr.model.head import FunctionHead, HeadConfig
-from funcorr.model.head import dense_head_outputs, head_image_features, head_part_mask
+from funcorr.model.head import (
+    FunctionHead,
+    HeadConfig,
+    dense_head_outputs,
+    head_image_features,
+    head_part_mask,
+)
 from funcorr.model.matching import mask_pixels, transfer_points
 
 GRID = FeatureGrid(patch_size=4, stride=4)

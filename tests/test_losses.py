@@ -32,15 +32,25 @@ def test_functional_two_point_case_by_hand():
     pos1, neg1, pos2, neg2 = unit(E1), unit(E2), unit(E1), unit(diag)
     s_pp, s_p1n2, s_p2n1, s_n1n2 = 1.0, 1 / math.sqrt(2), 0.0, 1 / math.sqrt(2)
     tau = 0.1
-    expected = -s_pp / tau + math.log(sum(math.exp(s / tau) for s in (s_pp, s_p1n2, s_p2n1, s_n1n2)))
-    assert functional_infonce(pos1, neg1, pos2, neg2, tau).item() == pytest.approx(expected, rel=1e-5)
-    expected_no_negneg = -s_pp / tau + math.log(sum(math.exp(s / tau) for s in (s_pp, s_p1n2, s_p2n1)))
-    assert functional_infonce(pos1, neg1, pos2, neg2, tau, negneg=False).item() == pytest.approx(expected_no_negneg, rel=1e-5)
+    expected = -s_pp / tau + math.log(
+        sum(math.exp(s / tau) for s in (s_pp, s_p1n2, s_p2n1, s_n1n2))
+    )
+    assert functional_infonce(pos1, neg1, pos2, neg2, tau).item() == pytest.approx(
+        expected, rel=1e-5
+    )
+    expected_no_negneg = -s_pp / tau + math.log(
+        sum(math.exp(s / tau) for s in (s_pp, s_p1n2, s_p2n1))
+    )
+    assert functional_infonce(pos1, neg1, pos2, neg2, tau, negneg=False).item() == pytest.approx(
+        expected_no_negneg, rel=1e-5
+    )
     # within-image negatives add s(p1+, p1-) = 0 and s(p2+, p2-) = 1/sqrt 2 to the denominator
     expected_within = -s_pp / tau + math.log(
         sum(math.exp(s / tau) for s in (s_pp, s_p1n2, 0.0, s_p2n1, 1 / math.sqrt(2), s_n1n2))
     )
-    assert functional_infonce(pos1, neg1, pos2, neg2, tau, within_image=True).item() == pytest.approx(expected_within, rel=1e-5)
+    assert functional_infonce(
+        pos1, neg1, pos2, neg2, tau, within_image=True
+    ).item() == pytest.approx(expected_within, rel=1e-5)
 
 
 def test_functional_matches_explicit_cross_entropy():
@@ -55,9 +65,16 @@ def test_functional_matches_explicit_cross_entropy():
         for i in range(3):
             for j in range(5):
                 pos = (pos1[b, i] @ pos2[b, j] / tau).exp()
-                den = pos + (pos1[b, i] @ neg2[b].T / tau).exp().sum() + (pos2[b, j] @ neg1[b].T / tau).exp().sum() + bg
+                den = (
+                    pos
+                    + (pos1[b, i] @ neg2[b].T / tau).exp().sum()
+                    + (pos2[b, j] @ neg1[b].T / tau).exp().sum()
+                    + bg
+                )
                 rows.append(-(pos / den).log())
-    assert functional_infonce(pos1, neg1, pos2, neg2, tau).item() == pytest.approx(torch.stack(rows).mean().item(), rel=1e-5)
+    assert functional_infonce(pos1, neg1, pos2, neg2, tau).item() == pytest.approx(
+        torch.stack(rows).mean().item(), rel=1e-5
+    )
 
 
 def test_functional_loss_falls_when_parts_align():
@@ -67,7 +84,12 @@ def test_functional_loss_falls_when_parts_align():
     def noise(n: int) -> torch.Tensor:
         return F.normalize(torch.randn(1, n, 16), dim=-1)
 
-    aligned = functional_infonce(F.normalize(part + 0.1 * noise(8), dim=-1), noise(8), F.normalize(part + 0.1 * noise(8), dim=-1), noise(8))
+    aligned = functional_infonce(
+        F.normalize(part + 0.1 * noise(8), dim=-1),
+        noise(8),
+        F.normalize(part + 0.1 * noise(8), dim=-1),
+        noise(8),
+    )
     scattered = functional_infonce(noise(8), noise(8), noise(8), noise(8))
     assert aligned < scattered - 1.0
 
@@ -104,7 +126,10 @@ def test_spatial_prefers_matching_points():
 
 def test_mask_bce_balances_classes():
     pos, neg = torch.tensor([[2.0]]), torch.tensor([[-1.0, -1.0, -1.0]])
-    expected = (-math.log(torch.sigmoid(torch.tensor(2.0)).item()) - math.log(1 - torch.sigmoid(torch.tensor(-1.0)).item())) / 2
+    expected = (
+        -math.log(torch.sigmoid(torch.tensor(2.0)).item())
+        - math.log(1 - torch.sigmoid(torch.tensor(-1.0)).item())
+    ) / 2
     assert mask_bce(pos, neg).item() == pytest.approx(expected, rel=1e-6)
     assert mask_bce(torch.full((1, 4), 20.0), torch.full((1, 4), -20.0)).item() < 1e-6
 
@@ -113,7 +138,9 @@ def test_combined_loss_weights():
     functional, spatial, mask = torch.tensor(1.0), torch.tensor(2.0), torch.tensor(4.0)
     assert combined_loss(functional, spatial, mask).item() == pytest.approx((1 + 10 * 2 + 4) / 12)
     assert combined_loss(functional, mask=mask).item() == pytest.approx((1 + 4) / 2)
-    assert combined_loss(spatial=spatial, weights=LossWeights(spatial=3.0)).item() == pytest.approx(2.0)
+    assert combined_loss(spatial=spatial, weights=LossWeights(spatial=3.0)).item() == pytest.approx(
+        2.0
+    )
     with pytest.raises(ValueError):
         combined_loss()
 

@@ -30,7 +30,9 @@ def coordinate_features(size: tuple[int, int], transform=lambda xy: xy) -> Image
     def sample(points: torch.Tensor) -> torch.Tensor:
         xy = transform(points.float())
         angle_x, angle_y = xy[:, 0] / width * 3.0, xy[:, 1] / height * 3.0
-        return F.normalize(torch.stack([angle_x.cos(), angle_x.sin(), angle_y.cos(), angle_y.sin()], -1), dim=-1)
+        return F.normalize(
+            torch.stack([angle_x.cos(), angle_x.sin(), angle_y.cos(), angle_y.sin()], -1), dim=-1
+        )
 
     return ImageFeatures(sample, size, torch.ones(size, dtype=torch.bool))
 
@@ -105,7 +107,14 @@ def test_cycle_error_and_discovery_ranking():
 def test_discovery_score_formula():
     # Many-to-one target: source pixels in the right half all map to a single target column.
     src = coordinate_features((8, 8))
-    tgt = coordinate_features((8, 8), transform=lambda xy: torch.where(xy[:, :1] > 3, torch.full_like(xy, 0) + torch.stack([torch.full_like(xy[:, 0], 4.0), xy[:, 1]], -1), xy))
+    tgt = coordinate_features(
+        (8, 8),
+        transform=lambda xy: torch.where(
+            xy[:, :1] > 3,
+            torch.full_like(xy, 0) + torch.stack([torch.full_like(xy[:, 0], 4.0), xy[:, 1]], -1),
+            xy,
+        ),
+    )
     ranked = discover(src, tgt)
     expected = (1 - minmax(ranked.cycle_error, constant=0.0)) * minmax(ranked.similarity)
     assert torch.allclose(ranked.score, expected)
@@ -148,14 +157,18 @@ def test_part_regions_and_regionwise_discovery():
     part = torch.zeros(10, 10, dtype=torch.bool)
     part[:, :4] = True
     regions = part_regions(obj, obj, part, part, min_pixels=16)
-    assert len(regions) == 2 and torch.equal(regions[0][0], part) and torch.equal(regions[1][1], ~part)
+    assert (
+        len(regions) == 2 and torch.equal(regions[0][0], part) and torch.equal(regions[1][1], ~part)
+    )
     assert len(part_regions(obj, obj, part, None)) == 1
     tiny = torch.zeros_like(part)
     tiny[0, 0] = True
     assert len(part_regions(obj, obj, tiny, part, min_pixels=16)) == 1  # too small: whole objects
     # Features that would send every pixel to column 8 cannot cross from the part to the rest.
     src = coordinate_features((10, 10))
-    tgt = coordinate_features((10, 10), transform=lambda xy: torch.stack([xy[:, 0] * 0 + 8, xy[:, 1]], -1))
+    tgt = coordinate_features(
+        (10, 10), transform=lambda xy: torch.stack([xy[:, 0] * 0 + 8, xy[:, 1]], -1)
+    )
     ranked = discover_in_regions(src, tgt, regions)
     in_part = ranked.src_xy[:, 0] < 4
     assert in_part[:40].all() and not in_part[40:].any()  # part first, then the rest
@@ -167,9 +180,13 @@ def test_refined_lattice_search_recovers_full_resolution_matches():
     points = torch.tensor([[5.0, 7.0], [13.0, 3.0], [19.0, 19.0]])
     exact = transfer_points(src, tgt, points)
     refined = transfer_points(src, tgt, points, candidate_stride=4, refine=True)
-    assert torch.equal(refined.points, exact.points) and torch.equal(refined.similarity, exact.similarity)
+    assert torch.equal(refined.points, exact.points) and torch.equal(
+        refined.similarity, exact.similarity
+    )
     # Only candidates count: a mask without the true pixel leaves its nearest allowed neighbour.
     mask = torch.ones(20, 20, dtype=torch.bool)
     mask[7, 5] = False
-    moved = transfer_points(src, tgt, points[:1], tgt_mask=mask, candidate_stride=4, refine=True).points
+    moved = transfer_points(
+        src, tgt, points[:1], tgt_mask=mask, candidate_stride=4, refine=True
+    ).points
     assert moved.tolist() in ([[4.0, 7.0]], [[6.0, 7.0]], [[5.0, 6.0]], [[5.0, 8.0]])

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from funcorr.images import mask_iou
 from funcorr.data.part_boxes import (
     NoisyOracleProposer,
     OracleNoise,
@@ -39,6 +38,7 @@ from funcorr.data.pseudolabel import (
     visible_points,
     vote_scores,
 )
+from funcorr.images import mask_iou
 
 PART_NAMES = ["handle", "bowl"]
 SCENE_BOXES = (  # (low corner, high corner, part index) in the object frame
@@ -88,22 +88,40 @@ def render(pose: np.ndarray, size: int = 64, focal: float = 110.0) -> SyntheticV
     mask = np.isfinite(depth)
     depth = np.where(mask, depth, 0.0)
     xyz = np.where(mask[..., None], eye + depth[..., None] * dirs, np.nan)
-    rgb = np.where(mask[..., None], np.where(part_ids[..., None] == 1, [200, 60, 60], [90, 90, 200]), 255)
-    return SyntheticView(rgb.astype(np.uint8), depth.astype(np.float32), xyz.astype(np.float32), mask, part_ids, K, pose)
+    rgb = np.where(
+        mask[..., None], np.where(part_ids[..., None] == 1, [200, 60, 60], [90, 90, 200]), 255
+    )
+    return SyntheticView(
+        rgb.astype(np.uint8),
+        depth.astype(np.float32),
+        xyz.astype(np.float32),
+        mask,
+        part_ids,
+        K,
+        pose,
+    )
 
 
 def ring_views(n: int = 8, radius: float = 3.0) -> list[SyntheticView]:
     views = []
     for i in range(n):
         azimuth, elevation = 2 * np.pi * i / n + 0.3, np.deg2rad(35 if i % 2 else -25)
-        eye = radius * np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
+        eye = radius * np.array(
+            [
+                np.cos(elevation) * np.cos(azimuth),
+                np.cos(elevation) * np.sin(azimuth),
+                np.sin(elevation),
+            ]
+        )
         views.append(render(look_at(eye)))
     return views
 
 
 def surface_points(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Points uniform over the outer surface of the scene, and their part index."""
-    areas = np.array([np.prod(np.delete(high - low, axis)) for low, high, _ in SCENE_BOXES for axis in range(3)])
+    areas = np.array(
+        [np.prod(np.delete(high - low, axis)) for low, high, _ in SCENE_BOXES for axis in range(3)]
+    )
     counts = rng.multinomial(2 * n, areas / areas.sum()).reshape(len(SCENE_BOXES), 3)
     points, parts = [], []
     for (low, high, part), per_axis in zip(SCENE_BOXES, counts):
@@ -135,7 +153,9 @@ def mean_part_iou(masks, views) -> float:
 
 def test_consistent_boxes_recover_part(scene):
     views, points, parts = scene
-    result = pseudo_label_part(views, points, NoisyOracleProposer(), "spoon", "bowl", PseudoLabelConfig(n_trials=1))
+    result = pseudo_label_part(
+        views, points, NoisyOracleProposer(), "spoon", "bowl", PseudoLabelConfig(n_trials=1)
+    )
     assert mean_part_iou(result.masks, views) > 0.9
     point_iou = (result.labels & (parts == 1)).sum() / (result.labels | (parts == 1)).sum()
     assert point_iou > 0.9
@@ -145,7 +165,14 @@ def test_consistent_boxes_recover_part(scene):
 def test_noisy_boxes_still_recover_part(scene):
     views, points, _ = scene
     noise = OracleNoise(jitter=0.05, miss_rate=0.2, false_box_rate=0.2)
-    result = pseudo_label_part(views, points, NoisyOracleProposer(noise, seed=3), "spoon", "bowl", PseudoLabelConfig(n_trials=4))
+    result = pseudo_label_part(
+        views,
+        points,
+        NoisyOracleProposer(noise, seed=3),
+        "spoon",
+        "bowl",
+        PseudoLabelConfig(n_trials=4),
+    )
     n_calls = sum(len(trials) for trials in result.proposals)
     n_empty = sum(not boxes for trials in result.proposals for boxes in trials)
     n_double = sum(len(boxes) == 2 for trials in result.proposals for boxes in trials)
@@ -179,7 +206,9 @@ def test_visibility_uses_depth(scene):
 
 def test_otsu_splits_bimodal_scores():
     rng = np.random.default_rng(0)
-    scores = np.concatenate([rng.normal(0.2, 0.05, 5000), rng.normal(0.8, 0.05, 1000), [np.nan] * 10])
+    scores = np.concatenate(
+        [rng.normal(0.2, 0.05, 5000), rng.normal(0.8, 0.05, 1000), [np.nan] * 10]
+    )
     assert 0.35 < otsu_threshold(scores) < 0.65
     assert otsu_threshold(np.full(5, 0.3)) == pytest.approx(0.3)
 
@@ -221,12 +250,26 @@ def test_oracle_boxes(scene):
 def test_parse_box_formats():
     assert parse_box_numbers("It is at [[100,200,300,400]].") == [(100, 200, 300, 400)]
     assert parse_box_numbers("[[1,2,3,4;5,6,7,8]]") == [(1, 2, 3, 4), (5, 6, 7, 8)]
-    assert parse_box_numbers('[{"bbox_2d": [10.5, 20, 30, 40.25], "label": "spout"}]') == [(10.5, 20, 30, 40.25)]
+    assert parse_box_numbers('[{"bbox_2d": [10.5, 20, 30, 40.25], "label": "spout"}]') == [
+        (10.5, 20, 30, 40.25)
+    ]
     assert parse_box_numbers("[[1, 2], [3, 4]] and no box") == []
     # normalised 0-1000 over the sent image, measured from the outer edge
-    assert reply_box_to_image((0, 0, 1000, 500), "norm1000", (100, 100), (0, 0), (100, 100)) == (-0.5, -0.5, 99.5, 49.5)
-    assert reply_box_to_image((30, 40, 10, 20), "pixel", (100, 100), (0, 10), (100, 80)) == (10, 10, 30, 30)
-    assert reply_box_to_image((0, 0, 10, 5), "pixel", (100, 100), (0, 20), (100, 60)) is None  # all in padding
+    assert reply_box_to_image((0, 0, 1000, 500), "norm1000", (100, 100), (0, 0), (100, 100)) == (
+        -0.5,
+        -0.5,
+        99.5,
+        49.5,
+    )
+    assert reply_box_to_image((30, 40, 10, 20), "pixel", (100, 100), (0, 10), (100, 80)) == (
+        10,
+        10,
+        30,
+        30,
+    )
+    assert (
+        reply_box_to_image((0, 0, 10, 5), "pixel", (100, 100), (0, 20), (100, 60)) is None
+    )  # all in padding
 
 
 def test_part_query_uses_reference_wording():
@@ -276,7 +319,11 @@ def test_vlm_client_against_fake_server(fake_vlm, monkeypatch):
     fake_vlm.reply = "The spout is at [[250,500,750,750]] in the image."
     rgb = np.zeros((50, 100, 3), np.uint8)
     rgb[:, :, 0] = 200
-    config = VLMConfig(base_url=f"http://127.0.0.1:{fake_vlm.server_port}/v1", model="cogvlm-chat-17b", api_key_env="FAKE_VLM_KEY")
+    config = VLMConfig(
+        base_url=f"http://127.0.0.1:{fake_vlm.server_port}/v1",
+        model="cogvlm-chat-17b",
+        api_key_env="FAKE_VLM_KEY",
+    )
     with VLMBoxProposer(config) as proposer:
         boxes = proposer.propose(ImageOnly(rgb), "kettle", "spout")
 
@@ -304,7 +351,9 @@ def test_vlm_client_reports_http_errors(fake_vlm):
 
 def test_vlm_reply_without_boxes_is_a_miss(fake_vlm):
     fake_vlm.reply = "I cannot see a spout."
-    config = VLMConfig(base_url=f"http://127.0.0.1:{fake_vlm.server_port}/v1", model="m", coords="pixel")
+    config = VLMConfig(
+        base_url=f"http://127.0.0.1:{fake_vlm.server_port}/v1", model="m", coords="pixel"
+    )
     with VLMBoxProposer(config) as proposer:
         assert proposer.propose(ImageOnly(np.zeros((8, 8, 3), np.uint8)), "kettle", "spout") == []
 
@@ -328,13 +377,20 @@ def test_parts_sharing_one_geometry_equal_parts_labelled_alone():
     assert parts == ["rim", "rim", "handle"]
     noise = OracleNoise(jitter=0.1, miss_rate=0.2, false_box_rate=0.1)
     config = PseudoLabelConfig(n_trials=3)
-    alone_proposer, shared_proposer = NoisyOracleProposer(noise, seed=5), NoisyOracleProposer(noise, seed=5)
-    alone = [pseudo_label_part(views, points, alone_proposer, "mug", part, config) for part in parts]
+    alone_proposer, shared_proposer = (
+        NoisyOracleProposer(noise, seed=5),
+        NoisyOracleProposer(noise, seed=5),
+    )
+    alone = [
+        pseudo_label_part(views, points, alone_proposer, "mug", part, config) for part in parts
+    ]
     shared = pseudo_label_parts(views, points, shared_proposer, "mug", parts, config)
     for a, b in zip(alone, shared, strict=True):
         assert a.proposals == b.proposals and a.threshold == b.threshold
         for name in ("scores", "seen", "voted", "labels"):
-            assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=name == "scores"), name
+            assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=name == "scores"), (
+                name
+            )
         assert all(np.array_equal(m, n) for m, n in zip(a.masks, b.masks, strict=True))
     assert not np.array_equal(shared[0].labels, shared[2].labels)  # rim and handle differ
     assert shared[2].labels.any() and shared[0].labels.any()

@@ -20,7 +20,13 @@ from PIL import Image
 from funcorr.images import load_image
 from funcorr.model.matching import transfer_points
 from funcorr.serve.cache import LRUCache
-from funcorr.serve.viewer import MatcherChoice, Viewer, ViewerConfig, display_to_original, original_to_display
+from funcorr.serve.viewer import (
+    MatcherChoice,
+    Viewer,
+    ViewerConfig,
+    display_to_original,
+    original_to_display,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = MatcherChoice("dinov2-s14")
@@ -60,12 +66,16 @@ def client(viewer):
 
 
 def upload(client, path: Path) -> dict:
-    response = client.post("/api/images", files={"file": (path.name, path.read_bytes(), "image/png")})
+    response = client.post(
+        "/api/images", files={"file": (path.name, path.read_bytes(), "image/png")}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def engine_match(viewer: Viewer, source: Path, target: Path, point: tuple[float, float]) -> np.ndarray:
+def engine_match(
+    viewer: Viewer, source: Path, target: Path, point: tuple[float, float]
+) -> np.ndarray:
     """Where the matching engine itself (transfer_points) sends ``point``, in original pixels."""
     matcher = viewer.matcher(DEFAULT)
     src, tgt = matcher.prepare(load_image(source)), matcher.prepare(load_image(target))
@@ -108,17 +118,30 @@ def test_click_matches_engine_and_reuses_features(client, viewer, pair):
 
     point = (150.0, 120.0)
     answer = client.post("/api/click", json={**body, "x": point[0], "y": point[1]}).json()
-    assert (viewer.features.misses, viewer.dense.misses) == (misses, dense_misses), "a click must not recompute features"
+    assert (viewer.features.misses, viewer.dense.misses) == (misses, dense_misses), (
+        "a click must not recompute features"
+    )
     expected = engine_match(viewer, pair / "source.png", pair / "target.png", point)
     assert np.abs(np.array(answer["target"]) - expected).max() <= 1.0
     assert np.abs(np.array(answer["target"]) - (np.array(point) + SHIFT)).max() <= 12
-    assert answer["modes"][0]["target"] == answer["target"] and answer["modes"][0]["strength"] == pytest.approx(1.0)
+    assert answer["modes"][0]["target"] == answer["target"] and answer["modes"][0][
+        "strength"
+    ] == pytest.approx(1.0)
     assert -1 <= answer["similarity"] <= 1
     heat = Image.open(io.BytesIO(base64.b64decode(answer["heatmap"].split(",", 1)[1])))
     # The heat map covers the whole target (display size = original size below 448 px).
     assert heat.size == (260, 320)
     # Raw backbone features ignore the function: changing it reuses the cached features.
-    again = client.post("/api/click", json={**body, "matcher": {**matcher, "function": "pour-with"}, "x": point[0], "y": point[1], "heatmap": False}).json()
+    again = client.post(
+        "/api/click",
+        json={
+            **body,
+            "matcher": {**matcher, "function": "pour-with"},
+            "x": point[0],
+            "y": point[1],
+            "heatmap": False,
+        },
+    ).json()
     assert again["target"] == answer["target"] and viewer.features.misses == misses
     assert again["timing_ms"]["total"] < 1000
 
@@ -144,7 +167,11 @@ def test_labels_discovery_and_exports(client, pair):
     labels = client.post("/api/labels", json=body).json()
     left = Image.open(io.BytesIO(base64.b64decode(labels["source"].split(",", 1)[1])))
     plain = Image.open(io.BytesIO(client.get(f"/api/images/{source['id']}.png").content))
-    assert plain.size == left.size == (300, 300) and plain.getpixel((2, 2)) == (255, 255, 255)  # outside the mask: white
+    assert plain.size == left.size == (300, 300) and plain.getpixel((2, 2)) == (
+        255,
+        255,
+        255,
+    )  # outside the mask: white
     # Object pixels are recoloured, the border outside the mask is not.
     diff = np.abs(np.asarray(left, np.int16) - np.asarray(plain, np.int16)).sum(-1)
     assert diff[left.size[1] // 2, left.size[0] // 2] > 30 and diff[2, 2] < 30
@@ -159,34 +186,65 @@ def test_labels_discovery_and_exports(client, pair):
 
 def test_object_mask_overlays_show_what_is_matched(client, viewer, pair):
     source, target = upload(client, pair / "source.png"), upload(client, pair / "target.png")
-    body = {"source": source["id"], "target": target["id"], "matcher": {"backbone": "dinov2-s14", "object_mask": "auto"}}
+    body = {
+        "source": source["id"],
+        "target": target["id"],
+        "matcher": {"backbone": "dinov2-s14", "object_mask": "auto"},
+    }
     masks = client.post("/api/masks", json=body).json()
     # The source's alpha is its mask; the RGB target gets the saliency decoder's.
     assert (masks["source"]["source"], masks["target"]["source"]) == ("alpha", "saliency")
-    layer = np.asarray(Image.open(io.BytesIO(base64.b64decode(masks["source"]["png"].split(",", 1)[1]))))
+    layer = np.asarray(
+        Image.open(io.BytesIO(base64.b64decode(masks["source"]["png"].split(",", 1)[1])))
+    )
     assert layer.shape == (300, 300, 4)
-    assert layer[150, 150, 3] == 0 and layer[5, 5, 3] > 0  # clear inside alpha rows 20..280, veiled outside
+    assert (
+        layer[150, 150, 3] == 0 and layer[5, 5, 3] > 0
+    )  # clear inside alpha rows 20..280, veiled outside
     state = viewer.image_state(target["id"], MatcherChoice("dinov2-s14", object_mask="auto"))
     assert 0 < int(state.features.mask.sum()) < int(state.prepared.content.sum())
     # ``alpha`` keeps the whole RGB target; the export says which mask each image used.
-    plain = client.post("/api/masks", json={**body, "matcher": {"backbone": "dinov2-s14", "object_mask": "alpha"}}).json()
+    plain = client.post(
+        "/api/masks", json={**body, "matcher": {"backbone": "dinov2-s14", "object_mask": "alpha"}}
+    ).json()
     assert plain["target"]["source"] == "full"
     record = client.post("/api/export.json", json=body).json()
     assert [m["source"] for m in record["object_masks"]] == ["alpha", "saliency"]
-    picture = Image.open(io.BytesIO(client.post("/api/export.png", json={**body, "masks": True}).content))
+    picture = Image.open(
+        io.BytesIO(client.post("/api/export.png", json={**body, "masks": True}).content)
+    )
     assert picture.height >= 300
-    bad = client.post("/api/masks", json={**body, "matcher": {"backbone": "dinov2-s14", "object_mask": "blob"}})
+    bad = client.post(
+        "/api/masks", json={**body, "matcher": {"backbone": "dinov2-s14", "object_mask": "blob"}}
+    )
     assert bad.status_code == 400 and "Unknown object mask" in bad.json()["detail"]
 
 
 def test_errors_are_clear(client, pair):
     source = upload(client, pair / "source.png")
-    body = {"source": source["id"], "target": "0" * 20, "matcher": {"backbone": "dinov2-s14"}, "x": 1, "y": 1}
+    body = {
+        "source": source["id"],
+        "target": "0" * 20,
+        "matcher": {"backbone": "dinov2-s14"},
+        "x": 1,
+        "y": 1,
+    }
     missing = client.post("/api/click", json=body)
     assert missing.status_code == 404 and "load it again" in missing.json()["detail"]
     outside = client.post("/api/click", json={**body, "target": source["id"], "x": 999})
     assert outside.status_code == 400 and "outside" in outside.json()["detail"]
-    checkpoint = client.post("/api/prepare", json={**body, "target": source["id"], "matcher": {"backbone": "dinov2-s14", "checkpoint": "/etc/passwd", "function": "pour-with"}})
+    checkpoint = client.post(
+        "/api/prepare",
+        json={
+            **body,
+            "target": source["id"],
+            "matcher": {
+                "backbone": "dinov2-s14",
+                "checkpoint": "/etc/passwd",
+                "function": "pour-with",
+            },
+        },
+    )
     assert checkpoint.status_code == 400 and "not offered" in checkpoint.json()["detail"]
     not_image = client.post("/api/images", files={"file": ("x.png", b"not an image", "image/png")})
     assert not_image.status_code == 400 and "decode" in not_image.json()["detail"]
@@ -215,24 +273,43 @@ def test_dataset_pairs_degrade_and_load(client, viewer, tmp_path, monkeypatch):
             image = torch.rand(3, 64, 80)
             mask = torch.zeros(64, 80, dtype=torch.bool)
             mask[8:56, 10:70] = True
-            return {"image1": image, "image2": image.flip(-1), "mask1": mask, "mask2": mask, "function": "pour-with", "pair_id": "kettle-bottle"}
+            return {
+                "image1": image,
+                "image2": image.flip(-1),
+                "mask1": mask,
+                "mask2": mask,
+                "function": "pour-with",
+                "pair_id": "kettle-bottle",
+            }
 
     from funcorr.data import readers as dataset
 
     monkeypatch.setattr(dataset, "EvalPairs", FakePairs)
     pairs = DatasetPairs(tmp_path)
     listing = pairs.listing()
-    assert listing["available"] and listing["pairs"] == [{"split": "test", "index": 0, "pair_id": "kettle-bottle", "function": "pour-with"}]
+    assert listing["available"] and listing["pairs"] == [
+        {"split": "test", "index": 0, "pair_id": "kettle-bottle", "function": "pour-with"}
+    ]
     loaded = pairs.load("test", 0)
-    assert loaded.function == "pour-with" and loaded.first.mask is not None and loaded.first.size == (80, 64)
+    assert (
+        loaded.function == "pour-with"
+        and loaded.first.mask is not None
+        and loaded.first.size == (80, 64)
+    )
 
 
 def test_cli_registers_serve_and_transfer():
     from funcorr.cli import build_parser
 
-    args = build_parser().parse_args(["serve", "--port", "9999", "--data", "somewhere", "--function", "pour-with"])
+    args = build_parser().parse_args(
+        ["serve", "--port", "9999", "--data", "somewhere", "--function", "pour-with"]
+    )
     assert args.port == 9999 and args.data == "somewhere" and callable(args.func)
-    assert callable(build_parser().parse_args(["transfer", "a.png", "b.png", "--points", "1,2", "--out", "o"]).func)
+    assert callable(
+        build_parser()
+        .parse_args(["transfer", "a.png", "b.png", "--points", "1,2", "--out", "o"])
+        .func
+    )
 
 
 # ---- end to end in a browser ------------------------------------------------------------
@@ -263,17 +340,24 @@ def test_browser_click_shows_engine_match(chromium, dinov2_s14, pair, tmp_path):
         try:
             wait = WebDriverWait(driver, 60, poll_frequency=0.1)
             driver.get(url + "/")
-            wait.until(lambda d: d.execute_script("return document.body.dataset.initialized === 'true'"))
+            wait.until(
+                lambda d: d.execute_script("return document.body.dataset.initialized === 'true'")
+            )
             assert driver.find_element(By.ID, "backbone").get_attribute("value") == "dinov2-s14"
             driver.find_element(By.ID, "source-file").send_keys(str(pair / "source.png"))
             driver.find_element(By.ID, "target-file").send_keys(str(pair / "target.png"))
+
             def idle(d) -> bool:
-                return d.execute_script("return document.body.dataset.ready === 'true' && document.body.dataset.busy === '0'")
+                return d.execute_script(
+                    "return document.body.dataset.ready === 'true' && document.body.dataset.busy === '0'"
+                )
 
             try:
                 wait.until(idle)
             except TimeoutException:
-                raise AssertionError(f"page not ready; status: {driver.find_element(By.ID, 'status').text!r}, log: {driver.get_log('browser')}") from None
+                raise AssertionError(
+                    f"page not ready; status: {driver.find_element(By.ID, 'status').text!r}, log: {driver.get_log('browser')}"
+                ) from None
 
             # Click (in viewport coordinates) where original source pixel (150, 120) is drawn.
             left, top, width, height = driver.execute_script(RECT, "#source-pane img.base")
@@ -281,7 +365,12 @@ def test_browser_click_shows_engine_match(chromium, dinov2_s14, pair, tmp_path):
             actions = ActionBuilder(driver)
             actions.pointer_action.move_to_location(*where).click()
             actions.perform()
-            marker = wait.until(lambda d: d.find_elements(By.ID, "target-marker") and d.find_element(By.ID, "target-marker"))
+            marker = wait.until(
+                lambda d: (
+                    d.find_elements(By.ID, "target-marker")
+                    and d.find_element(By.ID, "target-marker")
+                )
+            )
             wait.until(idle)
 
             clicked = driver.find_element(By.ID, "source-marker")
@@ -289,16 +378,25 @@ def test_browser_click_shows_engine_match(chromium, dinov2_s14, pair, tmp_path):
             # Within one screen pixel of the intended spot (the click lands on whole CSS pixels).
             assert abs(point[0] - 150) <= 300 / width and abs(point[1] - 120) <= 300 / height
             expected = engine_match(viewer, pair / "source.png", pair / "target.png", point)
-            shown = np.array([float(marker.get_attribute("data-x")), float(marker.get_attribute("data-y"))])
+            shown = np.array(
+                [float(marker.get_attribute("data-x")), float(marker.get_attribute("data-y"))]
+            )
             assert np.abs(shown - expected).max() <= 1.0
 
             # The marker is drawn on screen where that target pixel is displayed.
             left, top, width, height = driver.execute_script(RECT, "#target-pane img.base")
-            marker_left, marker_top, marker_width, marker_height = driver.execute_script(RECT, "#target-marker")
-            on_screen = (left + (expected[0] + 0.5) / 260 * width, top + (expected[1] + 0.5) / 320 * height)
+            marker_left, marker_top, marker_width, marker_height = driver.execute_script(
+                RECT, "#target-marker"
+            )
+            on_screen = (
+                left + (expected[0] + 0.5) / 260 * width,
+                top + (expected[1] + 0.5) / 320 * height,
+            )
             centre = (marker_left + marker_width / 2, marker_top + marker_height / 2)
             assert np.abs(np.array(centre) - on_screen).max() <= 1.5
-            assert driver.find_element(By.CSS_SELECTOR, "#target-pane img.overlay").is_displayed(), "heat map overlay missing"
+            assert driver.find_element(
+                By.CSS_SELECTOR, "#target-pane img.overlay"
+            ).is_displayed(), "heat map overlay missing"
             assert "similarity" in driver.find_element(By.ID, "match").text
             assert "ms" in driver.find_element(By.ID, "status").text
 
@@ -306,7 +404,9 @@ def test_browser_click_shows_engine_match(chromium, dinov2_s14, pair, tmp_path):
             driver.find_element(By.ID, "topk-k").clear()
             driver.find_element(By.ID, "topk-k").send_keys("6")
             driver.find_element(By.ID, "show-topk").click()
-            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#target-pane circle.top")) == 6)
+            wait.until(
+                lambda d: len(d.find_elements(By.CSS_SELECTOR, "#target-pane circle.top")) == 6
+            )
             wait.until(idle)
 
             artifacts = ROOT / "artifacts"
@@ -319,10 +419,17 @@ def test_browser_click_shows_engine_match(chromium, dinov2_s14, pair, tmp_path):
 
             # Label transfer colours both panes (and replaces the heat map on the target).
             driver.find_element(By.ID, "show-labels").click()
-            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#source-pane img.overlay").is_displayed())
+            wait.until(
+                lambda d: d.find_element(By.CSS_SELECTOR, "#source-pane img.overlay").is_displayed()
+            )
             wait.until(idle)
-            overlay = driver.find_element(By.CSS_SELECTOR, "#target-pane img.overlay").get_attribute("src")
-            assert overlay.startswith("data:image/png") and "Label transfer" in driver.find_element(By.ID, "status").text
+            overlay = driver.find_element(
+                By.CSS_SELECTOR, "#target-pane img.overlay"
+            ).get_attribute("src")
+            assert (
+                overlay.startswith("data:image/png")
+                and "Label transfer" in driver.find_element(By.ID, "status").text
+            )
             logs = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
             assert not logs, json.dumps(logs)
         finally:

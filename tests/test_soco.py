@@ -17,18 +17,48 @@ from funcorr.images import InputError
 
 
 def point(i: int, name: str, pos, concept: str, kind: str = "structural") -> dict:
-    return {"id": i, "name": name, "pos": list(pos), "concept_id": hash(concept) % 100, "concept_name": concept, "kind": kind, "shared": concept == "wheel"}
+    return {
+        "id": i,
+        "name": name,
+        "pos": list(pos),
+        "concept_id": hash(concept) % 100,
+        "concept_name": concept,
+        "kind": kind,
+        "shared": concept == "wheel",
+    }
 
 
-def write_pair(root: Path, folder: str, number: int, src: dict, trg: dict, semantic, concepts, group: str, categories=("car", "car"), bbox=(0, 0, 32, 20)) -> None:
+def write_pair(
+    root: Path,
+    folder: str,
+    number: int,
+    src: dict,
+    trg: dict,
+    semantic,
+    concepts,
+    group: str,
+    categories=("car", "car"),
+    bbox=(0, 0, 32, 20),
+) -> None:
     payload = {
-        "pair_id": number, "pair_group": group, "category": categories[1], "src_category": categories[0], "trg_category": categories[1],
-        "src_image": "a.png" if categories[0] == "car" else "b.png", "trg_image": "b.png",
-        "src_imsize": [64, 64], "trg_imsize": [64, 64], "src_bndbox": [0, 0, 64, 64], "trg_bndbox": list(bbox),
+        "pair_id": number,
+        "pair_group": group,
+        "category": categories[1],
+        "src_category": categories[0],
+        "trg_category": categories[1],
+        "src_image": "a.png" if categories[0] == "car" else "b.png",
+        "trg_image": "b.png",
+        "src_imsize": [64, 64],
+        "trg_imsize": [64, 64],
+        "src_bndbox": [0, 0, 64, 64],
+        "trg_bndbox": list(bbox),
         "src_keypoints": [point(i, n, xy, c) for i, (n, (xy, c)) in enumerate(src.items())],
         "trg_keypoints": [point(i, n, xy, c) for i, (n, (xy, c)) in enumerate(trg.items())],
         "semantic_overlap": list(semantic),
-        "concept_matches": [{"concept_name": c, "src_keypoints": s, "trg_keypoints": t} for c, (s, t) in concepts.items()],
+        "concept_matches": [
+            {"concept_name": c, "src_keypoints": s, "trg_keypoints": t}
+            for c, (s, t) in concepts.items()
+        ],
     }
     path = root / "PairAnnotations" / folder / f"{number:05d}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,8 +67,19 @@ def write_pair(root: Path, folder: str, number: int, src: dict, trg: dict, seman
 
 # Source keypoints on a 64 x 64 image and their targets on another. With 16 px patches at a
 # 64 px input the grid is 4 x 4; see test_protocol_soco_reproduces_hand_computed_numbers.
-SOURCE = {"A": ((10.7, 10.2), "corner"), "B": ((30, 40), "wheel"), "C": ((50, 20), "corner"), "D": ((63, 63), "wheel")}
-TARGET = {"A": ((0, 4), "corner"), "B": ((24, 32), "wheel"), "C": ((32, 16), "corner"), "D": ((20, 20), "wheel"), "E": ((48, 44), "wheel")}
+SOURCE = {
+    "A": ((10.7, 10.2), "corner"),
+    "B": ((30, 40), "wheel"),
+    "C": ((50, 20), "corner"),
+    "D": ((63, 63), "wheel"),
+}
+TARGET = {
+    "A": ((0, 4), "corner"),
+    "B": ((24, 32), "wheel"),
+    "C": ((32, 16), "corner"),
+    "D": ((20, 20), "wheel"),
+    "E": ((48, 44), "wheel"),
+}
 
 
 @pytest.fixture
@@ -51,10 +92,31 @@ def soco_root(tmp_path) -> Path:
     (root / "KeypointAnnotations" / "car").mkdir(parents=True)
     subset = lambda names, table: {n: table[n] for n in names}  # noqa: E731
     wheels = {"wheel": (["B", "D"], ["B", "D", "E"])}
-    write_pair(root, "intra/car", 1, SOURCE, TARGET, "ABCD", {"corner": (["A", "C"], ["A", "C"]), **wheels}, "car")
+    write_pair(
+        root,
+        "intra/car",
+        1,
+        SOURCE,
+        TARGET,
+        "ABCD",
+        {"corner": (["A", "C"], ["A", "C"]), **wheels},
+        "car",
+    )
     write_pair(root, "intra/car", 2, subset("AC", SOURCE), subset("AC", TARGET), "AC", {}, "car")
-    write_pair(root, "intra/bus", 1, subset("BD", SOURCE), subset("BDE", TARGET), "BD", wheels, "bus")
-    write_pair(root, "cross/car", 1, subset("BD", SOURCE), subset("BDE", TARGET), "BD", wheels, "car", categories=("bus", "car"))
+    write_pair(
+        root, "intra/bus", 1, subset("BD", SOURCE), subset("BDE", TARGET), "BD", wheels, "bus"
+    )
+    write_pair(
+        root,
+        "cross/car",
+        1,
+        subset("BD", SOURCE),
+        subset("BDE", TARGET),
+        "BD",
+        wheels,
+        "car",
+        categories=("bus", "car"),
+    )
     for split in ("train", "test"):
         write_pair(root, f"trainsplits/{split}/car", 1, SOURCE, TARGET, "ABCD", wheels, "car")
     (root / "Metadata").mkdir()
@@ -102,11 +164,15 @@ def test_input_is_white_padded_at_the_top_left_and_points_truncated_twice(tmp_pa
     Image.new("RGB", (30, 20), "black").save(tmp_path / "wide.png")
     image = soco_input(tmp_path / "wide.png", 60)
     assert image.shape == (3, 60, 60)
-    assert float(image[:, 10, 10].max()) == 0.0 and float(image[:, 52, 30].min()) == 1.0  # 20 rows of 30 -> 40 of 60
+    assert (
+        float(image[:, 10, 10].max()) == 0.0 and float(image[:, 52, 30].min()) == 1.0
+    )  # 20 rows of 30 -> 40 of 60
     assert SOCOProtocol().effective_size(14) == 798 and SOCOProtocol(64).effective_size(16) == 64
     points = torch.tensor([[10.9, 5.99], [-0.5, 3.2]])
     # int(10.9) = 10 -> int(10 * 798 / 100) = 79; int(5.99) = 5 -> int(39.9) = 39; -0.5 -> 0.
-    assert torch.equal(soco_points(points, (100, 50), 798), torch.tensor([[79, 39], [0, 23]]) / 798.0)
+    assert torch.equal(
+        soco_points(points, (100, 50), 798), torch.tensor([[79, 39], [0, 23]]) / 798.0
+    )
 
 
 class OneHotCells(torch.nn.Module):
@@ -138,14 +204,52 @@ def test_protocol_soco_reproduces_hand_computed_numbers(soco_root, tmp_path, mon
     """
     monkeypatch.setattr("funcorr.eval.soco_protocol.load_backbone", lambda *a, **k: OneHotCells())
     out = tmp_path / "results"
-    code = main(["eval", "keypoints", "--data", str(soco_root), "--protocol", "soco", "--pair-type", "intra", "--soco-size", "64", "--alpha", "0.25", "--out", str(out)])
+    code = main(
+        [
+            "eval",
+            "keypoints",
+            "--data",
+            str(soco_root),
+            "--protocol",
+            "soco",
+            "--pair-type",
+            "intra",
+            "--soco-size",
+            "64",
+            "--alpha",
+            "0.25",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "intra SOC PCK@0.25 (SOCO protocol): per_category 37.50, per_image 50.00, per_point 50.00 (3 pairs, 2 categories, 8 points)" in printed
-    assert "intra CC PCK@0.25 (SOCO protocol): per_category 62.50, per_image 62.50, per_point 66.67 (2 pairs, 2 categories, 6 points)" in printed
+    assert (
+        "intra SOC PCK@0.25 (SOCO protocol): per_category 37.50, per_image 50.00, per_point 50.00 (3 pairs, 2 categories, 8 points)"
+        in printed
+    )
+    assert (
+        "intra CC PCK@0.25 (SOCO protocol): per_category 62.50, per_image 62.50, per_point 66.67 (2 pairs, 2 categories, 6 points)"
+        in printed
+    )
     record = json.loads(next(out.glob("*.json")).read_text())["results"]
     assert record["results"]["intra"]["SOC"]["categories"] == {"bus": 0.0, "car": 75.0}
     assert [p["radius"] for p in record["per_pair"]] == [0.125] * 3
     assert record["settings"]["effective_image_size"] == 64
     # The protocol fixes features and matching: options that would change them are refused.
-    assert main(["eval", "keypoints", "--data", str(soco_root), "--protocol", "soco", "--flip", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "keypoints",
+                "--data",
+                str(soco_root),
+                "--protocol",
+                "soco",
+                "--flip",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )

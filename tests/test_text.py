@@ -53,7 +53,9 @@ def test_minilm_embeddings_are_semantic_and_normalised(minilm):
 
 def test_hyphenated_name_is_embedded_as_phrase(minilm):
     embedder = FunctionEmbedder(minilm, allow_free_text=True)
-    assert torch.allclose(embedder.embed_one("pour-with"), minilm.encode(["pour with"])[0], atol=1e-6)
+    assert torch.allclose(
+        embedder.embed_one("pour-with"), minilm.encode(["pour with"])[0], atol=1e-6
+    )
 
 
 def test_cache_encodes_each_phrase_once(minilm):
@@ -62,7 +64,11 @@ def test_cache_encodes_each_phrase_once(minilm):
     first = embedder.embed(["pour-with", "cut-with", "pour-with"])
     second = embedder.embed(["cut-with", "Pour with"])
     assert counting.calls == [["pour with", "cut with"]]
-    assert torch.equal(first[0], first[2]) and torch.equal(second[0], first[1]) and torch.equal(second[1], first[0])
+    assert (
+        torch.equal(first[0], first[2])
+        and torch.equal(second[0], first[1])
+        and torch.equal(second[1], first[0])
+    )
     assert embedder.embed_one("pour-with") is embedder.embed_one("pour with")
     assert embedder.embed([]).shape == (0, 384)
 
@@ -92,10 +98,19 @@ def test_clip_text_loads_from_a_local_directory(tmp_path):
     AutoTokenizer reads the same way) goes through the same offline loader as real weights."""
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModelWithProjection
 
-    config = CLIPTextConfig(vocab_size=30522, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                            num_attention_heads=2, projection_dim=24, max_position_embeddings=77)
+    config = CLIPTextConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        projection_dim=24,
+        max_position_embeddings=77,
+    )
     CLIPTextModelWithProjection(config).save_pretrained(tmp_path)
-    AutoTokenizer.from_pretrained(minilm_directory(), local_files_only=True).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(minilm_directory(), local_files_only=True).save_pretrained(
+        tmp_path
+    )
     embedder = load_function_embedder("clip-text", weights=tmp_path)
     vectors = embedder.embed(["pour-with", "cut-with"])
     assert embedder.dim == 24 and vectors.shape == (2, 24)

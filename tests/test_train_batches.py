@@ -15,14 +15,22 @@ def toy_cache(pool: int = 256, part_rows: slice = slice(0, 8)) -> TrainingCache:
     """Two views of one asset whose correspondence pool holds ``pool`` distinct pixels; the
     functional part covers rows ``part_rows`` of the 32 x 32 image."""
     ys, xs = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
-    pixels = torch.stack([xs.flatten(), ys.flatten()], -1).float()[torch.randperm(1024, generator=torch.Generator().manual_seed(0))[:pool]]
+    pixels = torch.stack([xs.flatten(), ys.flatten()], -1).float()[
+        torch.randperm(1024, generator=torch.Generator().manual_seed(0))[:pool]
+    ]
     corr = torch.stack([pixels, pixels + 0.25], dim=1)  # (pool, 2, 2)
     part = torch.zeros(2, 32, 32, dtype=torch.bool)
     part[:, part_rows] = True
     return TrainingCache(
-        features=torch.zeros(2, 1, 1, 4, 2, 2, dtype=torch.float16), masks=torch.ones(2, 32, 32, dtype=torch.bool),
-        part_masks={"pour-with": part}, asset_of=torch.tensor([0, 0]), functions_of_asset={0: ["pour-with"]},
-        spatial=[(0, 1, corr)], label_source="true", patch_size=14, stride=14,
+        features=torch.zeros(2, 1, 1, 4, 2, 2, dtype=torch.float16),
+        masks=torch.ones(2, 32, 32, dtype=torch.bool),
+        part_masks={"pour-with": part},
+        asset_of=torch.tensor([0, 0]),
+        functions_of_asset={0: ["pour-with"]},
+        spatial=[(0, 1, corr)],
+        label_source="true",
+        patch_size=14,
+        stride=14,
     )
 
 
@@ -37,7 +45,9 @@ def test_spatial_points_never_repeat_so_no_positive_is_its_own_negative():
 
 
 def test_small_pools_are_padded_and_masked_instead_of_repeating():
-    batch = draw_spatial_batch(toy_cache(pool=40), 2, 128, random.Random(0), torch.Generator().manual_seed(0))
+    batch = draw_spatial_batch(
+        toy_cache(pool=40), 2, 128, random.Random(0), torch.Generator().manual_seed(0)
+    )
     assert batch.points.shape[1] == 40 and batch.valid.all()
     assert len({tuple(p.tolist()) for p in batch.points[0, :, 0]}) == 40
     cache = toy_cache(pool=40)
@@ -47,7 +57,9 @@ def test_small_pools_are_padded_and_masked_instead_of_repeating():
         batch = draw_spatial_batch(cache, 4, 128, rng, torch.Generator().manual_seed(0))
         for rows, valid in zip(batch.points, batch.valid):
             real = rows[valid]
-            assert len(real) in (20, 40) and len({tuple(p.tolist()) for p in real[:, 1]}) == len(real)
+            assert len(real) in (20, 40) and len({tuple(p.tolist()) for p in real[:, 1]}) == len(
+                real
+            )
 
 
 def test_padding_rows_do_not_change_the_spatial_loss():
@@ -63,7 +75,9 @@ def test_padding_rows_do_not_change_the_spatial_loss():
 
 def test_on_part_draws_only_functional_part_pixels():
     cache = toy_cache(pool=1024, part_rows=slice(0, 8))
-    batch = draw_spatial_batch(cache, 3, 64, random.Random(1), torch.Generator().manual_seed(1), on_part=True)
+    batch = draw_spatial_batch(
+        cache, 3, 64, random.Random(1), torch.Generator().manual_seed(1), on_part=True
+    )
     assert (batch.points[..., 0, 1] < 8).all()  # view-a rows 0..7 = the part
     anywhere = draw_spatial_batch(cache, 3, 64, random.Random(1), torch.Generator().manual_seed(1))
     assert (anywhere.points[..., 0, 1] >= 8).any()
@@ -71,10 +85,16 @@ def test_on_part_draws_only_functional_part_pixels():
 
 @pytest.mark.parametrize(
     "override, message",
-    [({"steps": -5}, "steps must be positive"), ({"batch_pairs": 2.5}, "batch_pairs must be an integer"),
-     ({"steps": "ten"}, "steps must be an integer"), ({"temperature": 0}, "temperature must be positive"),
-     ({"val_every": 0}, "val_every must be positive"), ({"checkpoint_every": 0}, "checkpoint_every must be positive"),
-     ({"labels": "gold"}, "labels must be"), ({"background_kinds": ["plaid"]}, "background_kinds")],
+    [
+        ({"steps": -5}, "steps must be positive"),
+        ({"batch_pairs": 2.5}, "batch_pairs must be an integer"),
+        ({"steps": "ten"}, "steps must be an integer"),
+        ({"temperature": 0}, "temperature must be positive"),
+        ({"val_every": 0}, "val_every must be positive"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be positive"),
+        ({"labels": "gold"}, "labels must be"),
+        ({"background_kinds": ["plaid"]}, "background_kinds"),
+    ],
 )
 def test_config_refuses_impossible_values(override, message):
     with pytest.raises(InputError, match=message):

@@ -40,11 +40,28 @@ def test_training_beats_raw_features_on_held_out_pairs(tiny_data, tmp_path):
     from funcorr.images import save_png_atomic
 
     pair = EvalPairs(tiny_data, split="test")[0]
-    for name, image, mask in (("a.png", pair["image1"], pair["mask1"]), ("b.png", pair["image2"], pair["mask2"])):
+    for name, image, mask in (
+        ("a.png", pair["image1"], pair["mask1"]),
+        ("b.png", pair["image2"], pair["mask2"]),
+    ):
         rgba = torch.cat([image, mask[None].float()]).permute(1, 2, 0).numpy()
         save_png_atomic((rgba * 255).round().astype("uint8"), tmp_path / name)
     out = tmp_path / "match"
-    code = main(["match", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--checkpoint", str(tmp_path / "run" / "last.safetensors"), "--function", pair["function"], "--top", "5", "--out", str(out)])
+    code = main(
+        [
+            "match",
+            str(tmp_path / "a.png"),
+            str(tmp_path / "b.png"),
+            "--checkpoint",
+            str(tmp_path / "run" / "last.safetensors"),
+            "--function",
+            pair["function"],
+            "--top",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     record = json.loads((out / "matches.json").read_text())
     assert record["backbone"] == "checkpoint" and len(record["top_matches"]) == 5
@@ -53,7 +70,9 @@ def test_training_beats_raw_features_on_held_out_pairs(tiny_data, tmp_path):
 
 def test_resume_continues_from_checkpoint(tiny_data, tmp_path):
     config = tmp_path / "cfg.yaml"
-    config.write_text(f"data: {tiny_data}\nout: {tmp_path / 'run'}\nsteps: 4\nval_pairs: 0\ncheckpoint_every: 2\nbatch_pairs: 1\n")
+    config.write_text(
+        f"data: {tiny_data}\nout: {tmp_path / 'run'}\nsteps: 4\nval_pairs: 0\ncheckpoint_every: 2\nbatch_pairs: 1\n"
+    )
     assert main(["train", "--config", str(config)]) == 0
     first = read_checkpoint(tmp_path / "run" / "last.safetensors")
     assert main(["train", "--config", str(config), "--steps", "6"]) == 0

@@ -14,17 +14,23 @@ from browser.engine import matcher_factory
 from PIL import Image, ImageDraw
 
 from funcorr.cli import main
+from funcorr.demonstration import Camera, backproject_points, load_intrinsics, parse_demonstration
 from funcorr.images import InputError, load_image
 from funcorr.model.matcher import MatcherConfig
 from funcorr.model.matching import mask_pixels
-from funcorr.demonstration import Camera, backproject_points, load_intrinsics, parse_demonstration
 from funcorr.model.modes import ModeRule, densify, find_modes
 from funcorr.transfer import TransferRequest, run_transfer, write_transfer_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bumps(centres: list[tuple[float, float]], heights: list[float], size: int = 64, base: float = 0.5, sigma: float = 3.0) -> torch.Tensor:
+def bumps(
+    centres: list[tuple[float, float]],
+    heights: list[float],
+    size: int = 64,
+    base: float = 0.5,
+    sigma: float = 3.0,
+) -> torch.Tensor:
     """A (size, size) map: ``base`` plus Gaussian bumps of the given heights above it."""
     ys, xs = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
     out = torch.full((size, size), base)
@@ -41,25 +47,42 @@ def test_mode_rule_strength_distance_mask_and_cap():
     assert modes.xy.tolist() == [[10.0, 10.0], [50.0, 12.0]] and modes.ambiguous
     assert modes.strength[0] == pytest.approx(1.0) and 0.8 < float(modes.strength[1]) < 1.0
     assert find_modes(heat, everywhere, ModeRule(ratio=0.95, min_distance=8)).xy.shape[0] == 1
-    assert find_modes(heat, everywhere, ModeRule(ratio=0.1, min_distance=8, max_modes=2)).xy.shape[0] == 2
+    assert (
+        find_modes(heat, everywhere, ModeRule(ratio=0.1, min_distance=8, max_modes=2)).xy.shape[0]
+        == 2
+    )
     # Two peaks closer than min_distance are one mode, and a peak outside the mask is never one.
     close = bumps([(20, 20), (26, 20)], [1.0, 0.99], sigma=1.5)
     assert find_modes(close, everywhere, ModeRule(min_distance=10)).xy.shape[0] == 1
     left_only = everywhere.clone()
     left_only[:, 32:] = False
-    assert find_modes(heat, left_only, ModeRule(ratio=0.8, min_distance=8)).xy.tolist() == [[10.0, 10.0]]
+    assert find_modes(heat, left_only, ModeRule(ratio=0.8, min_distance=8)).xy.tolist() == [
+        [10.0, 10.0]
+    ]
     with pytest.raises(ValueError):
         find_modes(heat, torch.zeros(64, 64, dtype=torch.bool))
 
 
 def test_demonstration_formats_and_errors():
     plain = parse_demonstration([[1, 2], [3, 4]])
-    assert plain.kind == "trajectory" and plain.times == (0.0, 1.0) and plain.points.tolist() == [[1, 2], [3, 4]]
+    assert (
+        plain.kind == "trajectory"
+        and plain.times == (0.0, 1.0)
+        and plain.points.tolist() == [[1, 2], [3, 4]]
+    )
     named = parse_demonstration({"keypoints": [{"xy": [5, 6], "name": "spout"}, [7, 8]]})
     assert named.kind == "keypoints" and named.names == ("spout", None) and named.times is None
-    timed = parse_demonstration({"trajectory": [{"xy": [0, 0], "t": 0.5}, {"xy": [1, 1], "t": 0.75}]})
+    timed = parse_demonstration(
+        {"trajectory": [{"xy": [0, 0], "t": 0.5}, {"xy": [1, 1], "t": 0.75}]}
+    )
     assert timed.times == (0.5, 0.75)
-    for bad in ([], [[1]], {"trajectory": [[1, 2]], "keypoints": [[1, 2]]}, [[1, float("nan")]], {"trajectory": [{"xy": [0, 0], "t": 2}, {"xy": [1, 1], "t": 1}]}):
+    for bad in (
+        [],
+        [[1]],
+        {"trajectory": [[1, 2]], "keypoints": [[1, 2]]},
+        [[1, float("nan")]],
+        {"trajectory": [{"xy": [0, 0], "t": 2}, {"xy": [1, 1], "t": 1}]},
+    ):
         with pytest.raises(InputError):
             parse_demonstration(bad)
 
@@ -73,7 +96,9 @@ def test_intrinsics_and_backprojection(tmp_path):
     depth = np.full((40, 30), 2.0)
     depth[5, 7] = 0.0
     xyz = backproject_points(np.array([[10.0, 20.0], [20.0, 30.0], [7.2, 4.9]]), Camera(depth, K))
-    assert np.allclose(xyz[0], [0, 0, 2]) and np.allclose(xyz[1], [(20 - 10) * 2 / 100, (30 - 20) * 2 / 200, 2])
+    assert np.allclose(xyz[0], [0, 0, 2]) and np.allclose(
+        xyz[1], [(20 - 10) * 2 / 100, (30 - 20) * 2 / 200, 2]
+    )
     assert np.isnan(xyz[2]).all()  # nearest pixel (7, 5) has no depth
 
 
@@ -107,18 +132,28 @@ def test_dense_features_equal_the_sampled_ones(matcher, shifted_pair):
 def test_trajectory_on_shifted_copy_comes_back_shifted(matcher, shifted_pair, tmp_path):
     # A path over the face and down the suit (original source pixels).
     path = [[95 + 6 * i, 60 + 11 * i] for i in range(10)]
-    demo = parse_demonstration({"trajectory": [{"xy": p, "t": 0.1 * i} for i, p in enumerate(path)]})
-    record, picture = run_transfer(TransferRequest(shifted_pair / "source.png", shifted_pair / "target.png", demo), matcher)
+    demo = parse_demonstration(
+        {"trajectory": [{"xy": p, "t": 0.1 * i} for i, p in enumerate(path)]}
+    )
+    record, picture = run_transfer(
+        TransferRequest(shifted_pair / "source.png", shifted_pair / "target.png", demo), matcher
+    )
     points = record["points"]
     assert [p["t"] for p in points] == pytest.approx([0.1 * i for i in range(10)])
     moved = np.array([p["target"] for p in points]) - np.array(path)
     assert np.abs(moved - [-28, -20]).max() <= 10, moved
     assert sum(p["cycle_consistent"] for p in points) >= 8
-    assert all(0 < p["similarity"] <= 1.0001 and p["modes"][0]["strength"] == pytest.approx(1.0) for p in points)
+    assert all(
+        0 < p["similarity"] <= 1.0001 and p["modes"][0]["strength"] == pytest.approx(1.0)
+        for p in points
+    )
     assert record["summary"]["points"] == 10 and "xyz_frame" not in record
     assert picture.shape[1:] == (2 * 224 + 8, 3) and picture.shape[0] > 224  # images + caption
     written = write_transfer_outputs(record, picture, tmp_path / "out")
-    assert json.loads((tmp_path / "out" / "transfer.json").read_text())["kind"] == "trajectory" and len(written) == 2
+    assert (
+        json.loads((tmp_path / "out" / "transfer.json").read_text())["kind"] == "trajectory"
+        and len(written) == 2
+    )
 
 
 def dumbbell(shift: tuple[int, int] = (0, 0), size: int = 224) -> Image.Image:
@@ -128,7 +163,9 @@ def dumbbell(shift: tuple[int, int] = (0, 0), size: int = 224) -> Image.Image:
     centre = size / 2
     for x in (45, size - 45):
         for radius, colour in ((32, (40, 70, 200)), (20, (240, 210, 40)), (8, (30, 30, 30))):
-            draw.ellipse([x - radius, centre - radius, x + radius, centre + radius], fill=(*colour, 255))
+            draw.ellipse(
+                [x - radius, centre - radius, x + radius, centre + radius], fill=(*colour, 255)
+            )
     draw.rectangle([75, centre - 9, size - 75, centre + 9], fill=(150, 150, 150, 255))
     draw.ellipse([centre - 16, centre - 16, centre + 16, centre + 16], fill=(200, 40, 40, 255))
     shifted = Image.new("RGBA", (size, size), (0, 0, 0, 0))
@@ -142,7 +179,9 @@ def test_symmetric_object_returns_both_modes(matcher, tmp_path):
     # From the left head along the bar to the hub.
     path = [[45, 112], [45, 100], [70, 112], [90, 112], [112, 112]]
     demo = parse_demonstration({"trajectory": path})
-    record, picture = run_transfer(TransferRequest(tmp_path / "source.png", tmp_path / "target.png", demo), matcher)
+    record, picture = run_transfer(
+        TransferRequest(tmp_path / "source.png", tmp_path / "target.png", demo), matcher
+    )
     head = record["points"][0]
     assert head["ambiguous"] and len(head["modes"]) >= 2
     found = np.array([m["target"] for m in head["modes"][:2]])
@@ -168,24 +207,76 @@ def test_cli_with_depth_writes_3d_points(dinov2_s14, shifted_pair, tmp_path, mon
     np.save(tmp_path / "target_depth.npy", np.full((224, 224), 2.0, np.float32))
     (tmp_path / "K.json").write_text(json.dumps({"fx": 200, "fy": 200, "cx": 111.5, "cy": 111.5}))
     out = tmp_path / "out"
-    code = main([
-        "transfer", str(shifted_pair / "source.png"), str(shifted_pair / "target.png"),
-        "--points", "120,90", "10,100", "--kind", "keypoints", "--function", "pour-with", "--model", "none", "--out", str(out),
-        "--source-depth", str(tmp_path / "source_depth.png"), "--source-intrinsics", str(tmp_path / "K.json"),
-        "--target-depth", str(tmp_path / "target_depth.npy"), "--target-intrinsics", "200,200,111.5,111.5",
-    ])
+    code = main(
+        [
+            "transfer",
+            str(shifted_pair / "source.png"),
+            str(shifted_pair / "target.png"),
+            "--points",
+            "120,90",
+            "10,100",
+            "--kind",
+            "keypoints",
+            "--function",
+            "pour-with",
+            "--model",
+            "none",
+            "--out",
+            str(out),
+            "--source-depth",
+            str(tmp_path / "source_depth.png"),
+            "--source-intrinsics",
+            str(tmp_path / "K.json"),
+            "--target-depth",
+            str(tmp_path / "target_depth.npy"),
+            "--target-intrinsics",
+            "200,200,111.5,111.5",
+        ]
+    )
     assert code == 0 and str(out / "transfer.json") in capsys.readouterr().out
     record = json.loads((out / "transfer.json").read_text())
     first, second = record["points"]
     assert record["kind"] == "keypoints" and "note" in record
-    assert first["source_xyz"] == pytest.approx([(120 - 111.5) * 1.5 / 200, (90 - 111.5) * 1.5 / 200, 1.5])
+    assert first["source_xyz"] == pytest.approx(
+        [(120 - 111.5) * 1.5 / 200, (90 - 111.5) * 1.5 / 200, 1.5]
+    )
     tx, ty = first["target"]
-    assert first["target_xyz"] == pytest.approx([(tx - 111.5) * 2 / 200, (ty - 111.5) * 2 / 200, 2.0], rel=1e-5)
+    assert first["target_xyz"] == pytest.approx(
+        [(tx - 111.5) * 2 / 200, (ty - 111.5) * 2 / 200, 2.0], rel=1e-5
+    )
     assert second["source_xyz"] is None  # x = 10 lies in the depth hole
     assert (out / "transfer.png").is_file()
 
     # User errors are one line on stderr and exit code 2, and nothing is written.
     bad = tmp_path / "bad"
-    assert main(["transfer", str(shifted_pair / "source.png"), str(shifted_pair / "target.png"), "--points", "999,1", "--out", str(bad)]) == 2
-    assert main(["transfer", str(shifted_pair / "source.png"), str(shifted_pair / "target.png"), "--points", "1,1", "--out", str(bad), "--source-depth", str(tmp_path / "source_depth.png")]) == 2
+    assert (
+        main(
+            [
+                "transfer",
+                str(shifted_pair / "source.png"),
+                str(shifted_pair / "target.png"),
+                "--points",
+                "999,1",
+                "--out",
+                str(bad),
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "transfer",
+                str(shifted_pair / "source.png"),
+                str(shifted_pair / "target.png"),
+                "--points",
+                "1,1",
+                "--out",
+                str(bad),
+                "--source-depth",
+                str(tmp_path / "source_depth.png"),
+            ]
+        )
+        == 2
+    )
     assert "outside" in capsys.readouterr().err and not bad.exists()

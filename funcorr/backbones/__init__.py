@@ -1,7 +1,13 @@
 """Frozen dense feature extractors and their registry."""
 
 from funcorr.backbones.base import FeatureGrid, pixel_to_cell, sample_at_pixels, upsample_to_pixels
-from funcorr.backbones.registry import BACKBONES, DEFAULT_BACKBONE, load_backbone, resolve_device, weights_available
+from funcorr.backbones.registry import (
+    BACKBONES,
+    DEFAULT_BACKBONE,
+    load_backbone,
+    resolve_device,
+    weights_available,
+)
 from funcorr.backbones.vit import Backbone
 from funcorr.backbones.weights import WeightsNotFound
 

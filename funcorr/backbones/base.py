@@ -25,7 +25,9 @@ class FeatureGrid:
 
     def grid_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) cells produced for an input of ``height`` x ``width`` pixels."""
-        return 1 + (height - self.patch_size) // self.stride, 1 + (width - self.patch_size) // self.stride
+        return 1 + (height - self.patch_size) // self.stride, 1 + (
+            width - self.patch_size
+        ) // self.stride
 
     def cell_centres(self, h: int, w: int, device: torch.device | None = None) -> torch.Tensor:
         """Pixel xy of every cell centre, row-major. Returns (h*w, 2)."""
@@ -48,11 +50,15 @@ def sample_at_pixels(fmap: torch.Tensor, points: torch.Tensor, grid: FeatureGrid
     norm = torch.stack(
         [uv[..., 0] * 2 / max(w - 1, 1) - 1, uv[..., 1] * 2 / max(h - 1, 1) - 1], dim=-1
     )
-    out = F.grid_sample(fmap, norm[:, :, None, :], mode="bilinear", padding_mode="border", align_corners=True)
+    out = F.grid_sample(
+        fmap, norm[:, :, None, :], mode="bilinear", padding_mode="border", align_corners=True
+    )
     return out[..., 0].transpose(1, 2)
 
 
-def upsample_to_pixels(fmap: torch.Tensor, grid: FeatureGrid, size: tuple[int, int]) -> torch.Tensor:
+def upsample_to_pixels(
+    fmap: torch.Tensor, grid: FeatureGrid, size: tuple[int, int]
+) -> torch.Tensor:
     """Dense per-pixel features by bilinear sampling at every pixel.
 
     fmap: (B, C, h, w); size: (H, W). Returns (B, C, H, W).

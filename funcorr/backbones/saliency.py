@@ -38,7 +38,9 @@ class SaliencyDecoder(nn.Module):
         super().__init__()
         channels = (dim, *widths)
         for index, (cin, cout) in enumerate(zip(channels[:-1], channels[1:]), start=1):
-            self.add_module(f"upconv{index}", nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1))
+            self.add_module(
+                f"upconv{index}", nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1)
+            )
             self.add_module(f"bn{index}", nn.BatchNorm2d(cout))
         self.stages = len(widths)
         self.final_conv = nn.Conv2d(channels[-1], 1, kernel_size=1)
@@ -73,14 +75,18 @@ def largest_components(mask: np.ndarray, fraction: float = COMPONENT_FRACTION) -
     return np.isin(labels, keep)
 
 
-def saliency_object_mask(saliency: torch.Tensor, content: torch.Tensor | None = None) -> torch.Tensor | None:
+def saliency_object_mask(
+    saliency: torch.Tensor, content: torch.Tensor | None = None
+) -> torch.Tensor | None:
     """Binary object mask from a saliency map (H, W) in [0, 1]: Otsu threshold over the
     ``content`` pixels (H, W bool; default all), largest connected components, holes filled.
     Returns (H, W) bool, or None when no object stands out (a flat map or a speck)."""
     from scipy import ndimage
 
     values = saliency.detach().float().cpu().numpy()
-    inside = np.ones(values.shape, dtype=bool) if content is None else content.cpu().numpy().astype(bool)
+    inside = (
+        np.ones(values.shape, dtype=bool) if content is None else content.cpu().numpy().astype(bool)
+    )
     threshold = otsu_threshold(values[inside])
     mask = (values > threshold) & inside
     if mask.sum() < MIN_OBJECT_FRACTION * inside.sum():

@@ -32,7 +32,9 @@ def resolve_layers(layers: Sequence[int] | int | None, num_layers: int) -> tuple
     resolved = tuple(i + num_layers if i < 0 else i for i in layers)
     bad = [i for i in resolved if not 0 <= i < num_layers]
     if bad or not resolved:
-        raise ValueError(f"Block indices {list(layers)} out of range for a {num_layers}-block model.")
+        raise ValueError(
+            f"Block indices {list(layers)} out of range for a {num_layers}-block model."
+        )
     return resolved
 
 
@@ -75,7 +77,9 @@ class Backbone(nn.Module):
             raise ValueError(f"Expected images (B, 3, H, W), got {tuple(images.shape)}.")
         p = self.grid.patch_size
         if images.shape[-1] < p or images.shape[-2] < p:
-            raise ValueError(f"Images must be at least {p}x{p} pixels, got {tuple(images.shape[-2:])}.")
+            raise ValueError(
+                f"Images must be at least {p}x{p} pixels, got {tuple(images.shape[-2:])}."
+            )
         return (images.to(self.mean.dtype) - self.mean) / self.std
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -105,7 +109,11 @@ class Dinov2Backbone(Backbone):
         self.dim = config.hidden_size
         self.num_layers = config.num_hidden_layers
         self.layers = resolve_layers(layers, self.num_layers)
-        self.num_registers = getattr(config, "num_register_tokens", 0) if hasattr(model.embeddings, "register_tokens") else 0
+        self.num_registers = (
+            getattr(config, "num_register_tokens", 0)
+            if hasattr(model.embeddings, "register_tokens")
+            else 0
+        )
 
     def _position_embeddings(self, h: int, w: int) -> torch.Tensor:
         """Patch position embeddings bicubically resized to an (h, w) grid. Returns (1, h*w, C)."""

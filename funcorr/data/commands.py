@@ -22,15 +22,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="default",
         help="tiny | benchmark | default | train (options below override it)",
     )
-    make.add_argument("--functions", metavar="LIST", help="comma-separated functions, e.g. pour-with,cut-with")
-    make.add_argument("--assets-per-category", type=non_negative_int, metavar="N")
-    make.add_argument("--views", type=positive_int, dest="train_views", metavar="V", help="views per training asset (paper: 19)")
-    make.add_argument("--eval-views", type=positive_int, metavar="V", help="views per test asset (paper: 30)")
-    make.add_argument("--image-size", type=positive_int, metavar="PX", help="square image side (224)")
-    make.add_argument("--seed", type=int, metavar="S", help="same seed and options => byte-identical files")
-    make.add_argument("--pairs-per-function", type=positive_int, metavar="N", help="evaluation pairs per function and split")
     make.add_argument(
-        "--unseen", dest="unseen_categories", metavar="CATS", help="comma-separated categories held out as 'unseen'"
+        "--functions", metavar="LIST", help="comma-separated functions, e.g. pour-with,cut-with"
+    )
+    make.add_argument("--assets-per-category", type=non_negative_int, metavar="N")
+    make.add_argument(
+        "--views",
+        type=positive_int,
+        dest="train_views",
+        metavar="V",
+        help="views per training asset (paper: 19)",
+    )
+    make.add_argument(
+        "--eval-views", type=positive_int, metavar="V", help="views per test asset (paper: 30)"
+    )
+    make.add_argument(
+        "--image-size", type=positive_int, metavar="PX", help="square image side (224)"
+    )
+    make.add_argument(
+        "--seed", type=int, metavar="S", help="same seed and options => byte-identical files"
+    )
+    make.add_argument(
+        "--pairs-per-function",
+        type=positive_int,
+        metavar="N",
+        help="evaluation pairs per function and split",
+    )
+    make.add_argument(
+        "--unseen",
+        dest="unseen_categories",
+        metavar="CATS",
+        help="comma-separated categories held out as 'unseen'",
     )
     make.add_argument("--background", help="white | black | grey | random (flat appearance)")
     make.add_argument(
@@ -52,7 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--assets-per-category 0 adds no procedural assets",
     )
     make.add_argument(
-        "--workers", type=positive_int, default=1, metavar="N", help="processes for rendering and pairs (same output)"
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="processes for rendering and pairs (same output)",
     )
     make.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     make.set_defaults(func=make_data)
@@ -66,7 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = show.add_mutually_exclusive_group()
     which.add_argument("--pair", help="pair id, e.g. test-000003")
     which.add_argument("--index", type=non_negative_int, default=0, help="pair index (default 0)")
-    show.add_argument("--max-points", type=positive_int, default=300, help="points drawn (evenly subsampled)")
+    show.add_argument(
+        "--max-points", type=positive_int, default=300, help="points drawn (evenly subsampled)"
+    )
     show.set_defaults(func=show_pair, out_is_file=True)
 
 
@@ -82,7 +110,9 @@ def config_from_args(args: argparse.Namespace):
     if args.preset not in PRESETS:
         raise InputError(f"Unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}.")
     if args.functions is not None and not _csv(args.functions):
-        raise InputError(f"--functions {args.functions!r} names no function; give e.g. pour-with,cut-with.")
+        raise InputError(
+            f"--functions {args.functions!r} names no function; give e.g. pour-with,cut-with."
+        )
     overrides = {
         "functions": _csv(args.functions),
         "unseen_categories": _csv(args.unseen_categories),

@@ -36,7 +36,6 @@ from funcorr.data.curate_report import build_report
 from funcorr.data.manifest import ManifestRow, write_manifest
 from funcorr.images import InputError, atomic_path
 
-
 VERIFY_SYSTEM = (
     "You check category labels of 3D models. You get a description of a model and a proposed "
     "object name. Answer yes when the model is an instance of that object (a toy, stylised or "

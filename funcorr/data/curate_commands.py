@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", required=True, help="output folder (created; resumed if it exists)"
     )
     curate.add_argument(
-        "--threshold", type=positive_float, help="minimum noun-category similarity (default 0.75 for MiniLM)"
+        "--threshold",
+        type=positive_float,
+        help="minimum noun-category similarity (default 0.75 for MiniLM)",
     )
     curate.add_argument(
         "--cap", type=positive_int, default=200, help="assets kept per category (paper: 200)"
@@ -93,7 +95,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--taxonomy", help="taxonomy whose functions are used (default: the shipped one)"
     )
     objects.add_argument(
-        "--per-list", type=positive_int, default=15, help="objects asked for in each of the two lists"
+        "--per-list",
+        type=positive_int,
+        default=15,
+        help="objects asked for in each of the two lists",
     )
     _add_llm_options(objects, required=True)
     objects.set_defaults(func=run_taxonomy_objects)

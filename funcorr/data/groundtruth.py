@@ -82,11 +82,16 @@ class PairGT:
     transform: np.ndarray
 
 
-def masked_view(mask: np.ndarray, xyz: np.ndarray, view_id: int, cam_to_world: np.ndarray) -> FunctionalView:
+def masked_view(
+    mask: np.ndarray, xyz: np.ndarray, view_id: int, cam_to_world: np.ndarray
+) -> FunctionalView:
     """The pixels of a functional-part mask (H, W) with their object-frame points from xyz (H, W, 3)."""
     rows, cols = np.nonzero(mask)
     return FunctionalView(
-        view_id, np.stack([cols, rows], 1).astype(np.int64), xyz[rows, cols].astype(np.float64), cam_to_world
+        view_id,
+        np.stack([cols, rows], 1).astype(np.int64),
+        xyz[rows, cols].astype(np.float64),
+        cam_to_world,
     )
 
 
@@ -103,7 +108,9 @@ def rotation_z(theta: float) -> np.ndarray:
     return rot
 
 
-def functional_alignment(part1: FunctionalPart, part2: FunctionalPart, theta: float = 0.0) -> np.ndarray:
+def functional_alignment(
+    part1: FunctionalPart, part2: FunctionalPart, theta: float = 0.0
+) -> np.ndarray:
     """Similarity (4, 4) mapping asset-2 object coordinates onto asset 1 so the functional frames coincide.
 
     theta rotates about the shared frame z axis (used for symmetric parts).
@@ -117,7 +124,9 @@ def _azimuth_in_frame(frame: np.ndarray, point: np.ndarray) -> float:
     return float(np.arctan2(local[1], local[0]))
 
 
-def symmetry_angle(part1: FunctionalPart, part2: FunctionalPart, camera1: np.ndarray, camera2: np.ndarray) -> float:
+def symmetry_angle(
+    part1: FunctionalPart, part2: FunctionalPart, camera1: np.ndarray, camera2: np.ndarray
+) -> float:
     """Rotation about z (radians) allowed by the parts' symmetry that best aligns the two cameras' azimuths.
 
     Continuous symmetry (0) aligns them exactly; k-fold picks the nearest multiple of
@@ -143,7 +152,9 @@ def aligned_transform(
     return functional_alignment(part1, part2, symmetry_angle(part1, part2, camera1, camera2))
 
 
-def pose_agreement(transform: np.ndarray, part1: FunctionalPart, camera1: np.ndarray, camera2: np.ndarray) -> float:
+def pose_agreement(
+    transform: np.ndarray, part1: FunctionalPart, camera1: np.ndarray, camera2: np.ndarray
+) -> float:
     """Cosine (in [-1, 1]) between the directions of the two cameras seen from the aligned functional origin."""
     origin = part1.frame[:3, 3]
     cam2_aligned = (transform @ np.append(camera2, 1.0))[:3]

@@ -13,13 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from funcorr.data.assets import FunctionalPart
-from funcorr.data.format import EVAL_SPLITS, FORMAT_NAME, FORMAT_VERSION, DataConfig, save_json, save_npz, view_stem
+from funcorr.data.format import (
+    EVAL_SPLITS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    DataConfig,
+    save_json,
+    save_npz,
+    view_stem,
+)
 from funcorr.data.groundtruth import FunctionalView, PairGT, functional_pairs, masked_view
 from funcorr.data.readers import read_asset_record
 from funcorr.data.render import backproject
 
 
-def functional_views(root: Path, asset_id: str, function: str) -> tuple[FunctionalPart, list[FunctionalView]]:
+def functional_views(
+    root: Path, asset_id: str, function: str
+) -> tuple[FunctionalPart, list[FunctionalView]]:
     """The functional part of an asset and its visible pixels in every stored view."""
     record = read_asset_record(root, asset_id)
     part = FunctionalPart.from_json(record["functions"][function])
@@ -28,14 +38,20 @@ def functional_views(root: Path, asset_id: str, function: str) -> tuple[Function
     for view_id in range(record["n_views"]):
         stem = root / "assets" / asset_id / "views" / view_stem(view_id)
         with np.load(f"{stem}.npz") as data:
-            depth, part_ids, K, pose = data["depth"], data["part_ids"], data["K"], data["cam_to_world"]
+            depth, part_ids, K, pose = (
+                data["depth"],
+                data["part_ids"],
+                data["K"],
+                data["cam_to_world"],
+            )
         out.append(masked_view(part_ids == part_id, backproject(depth, K, pose), view_id, pose))
     return part, out
 
 
-
 def _pair_rng(config: DataConfig, split: str, function: str) -> np.random.Generator:
-    return np.random.default_rng([config.seed, EVAL_SPLITS.index(split), zlib.crc32(function.encode())])
+    return np.random.default_rng(
+        [config.seed, EVAL_SPLITS.index(split), zlib.crc32(function.encode())]
+    )
 
 
 def _candidate_pairs(split: str, function: str, records: dict[str, dict]) -> tuple[list, list]:
@@ -44,8 +60,15 @@ def _candidate_pairs(split: str, function: str, records: dict[str, dict]) -> tup
     first = [a for a, r in supports.items() if r["split"] == split]
     second_splits = ("unseen", "test") if split == "unseen" else ("test",)
     second = [a for a, r in supports.items() if r["split"] in second_splits]
-    across = [(a, b) for a in first for b in second if supports[a]["category"] != supports[b]["category"]]
-    within = [(a, b) for a in first for b in second if a != b and supports[a]["category"] == supports[b]["category"]]
+    across = [
+        (a, b) for a in first for b in second if supports[a]["category"] != supports[b]["category"]
+    ]
+    within = [
+        (a, b)
+        for a in first
+        for b in second
+        if a != b and supports[a]["category"] == supports[b]["category"]
+    ]
     return across, within
 
 
@@ -119,5 +142,8 @@ def write_pairs(
             offset += n
     corr = np.concatenate(chunks) if chunks else np.zeros((0, 2, 2), np.float32)
     save_npz(root / "pairs" / f"{split}.npz", correspondences=corr)
-    save_json(root / "pairs" / f"{split}.json", {"format": FORMAT_NAME, "version": FORMAT_VERSION, "pairs": entries})
+    save_json(
+        root / "pairs" / f"{split}.json",
+        {"format": FORMAT_NAME, "version": FORMAT_VERSION, "pairs": entries},
+    )
     return len(entries)

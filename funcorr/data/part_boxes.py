@@ -21,7 +21,6 @@ from PIL import Image
 
 from funcorr.files import InputError
 
-
 Box = tuple[float, float, float, float]
 """[x0, y0, x1, y1] in pixel coordinates of the view (x0 <= x1, y0 <= y1)."""
 
@@ -77,7 +76,12 @@ def _key(name: str) -> str:
     return " ".join(name.replace("_", " ").split()).lower()
 
 
-def part_query(category: str, part: str, descriptions: dict[str, dict[str, str]], template: str = DEFAULT_TEMPLATE) -> str:
+def part_query(
+    category: str,
+    part: str,
+    descriptions: dict[str, dict[str, str]],
+    template: str = DEFAULT_TEMPLATE,
+) -> str:
     """The question sent to the VLM, worded as in the reference.
 
     A description ``"- Spout - The elongated ... poured out."`` becomes the quoted expression
@@ -89,7 +93,9 @@ def part_query(category: str, part: str, descriptions: dict[str, dict[str, str]]
     if description is None:
         phrase = f"the {part} of the {category}"
     else:
-        phrase = description.strip().removeprefix("-").strip().replace("*", "").replace(".", "").lower()
+        phrase = (
+            description.strip().removeprefix("-").strip().replace("*", "").replace(".", "").lower()
+        )
     return template.replace("<expr>", f'"{phrase}"').strip()
 
 
@@ -106,7 +112,9 @@ _BOX_PATTERN = re.compile(
 
 def parse_box_numbers(text: str) -> list[tuple[float, float, float, float]]:
     """Every bracketed group of four numbers in a VLM reply, as raw floats in reply order."""
-    return [tuple(float(value) for value in match.groups()) for match in _BOX_PATTERN.finditer(text)]
+    return [
+        tuple(float(value) for value in match.groups()) for match in _BOX_PATTERN.finditer(text)
+    ]
 
 
 def reply_box_to_image(
@@ -162,7 +170,9 @@ def check_reachable(base_url: str, timeout_s: float = 10.0, what: str = "VLM") -
     try:
         socket.create_connection((url.hostname, port), timeout=timeout_s).close()
     except OSError as err:
-        raise VLMError(f"Cannot reach the {what} endpoint {base_url}: {err.strerror or err}.") from None
+        raise VLMError(
+            f"Cannot reach the {what} endpoint {base_url}: {err.strerror or err}."
+        ) from None
 
 
 class ChatClientOwner:
@@ -208,14 +218,21 @@ class VLMConfig:
     @classmethod
     def from_env(cls, **overrides) -> VLMConfig:
         """Config from ``FUNCORR_VLM_BASE_URL`` and ``FUNCORR_VLM_MODEL``; keyword overrides win."""
-        values = {"base_url": os.environ.get("FUNCORR_VLM_BASE_URL"), "model": os.environ.get("FUNCORR_VLM_MODEL")}
+        values = {
+            "base_url": os.environ.get("FUNCORR_VLM_BASE_URL"),
+            "model": os.environ.get("FUNCORR_VLM_MODEL"),
+        }
         values.update(overrides)
         if not values["base_url"] or not values["model"]:
-            raise VLMError("Set FUNCORR_VLM_BASE_URL and FUNCORR_VLM_MODEL (or pass base_url= and model=).")
+            raise VLMError(
+                "Set FUNCORR_VLM_BASE_URL and FUNCORR_VLM_MODEL (or pass base_url= and model=)."
+            )
         return cls(**values)
 
 
-def encode_view_image(rgb: np.ndarray, square_pad: bool) -> tuple[str, tuple[int, int], tuple[int, int]]:
+def encode_view_image(
+    rgb: np.ndarray, square_pad: bool
+) -> tuple[str, tuple[int, int], tuple[int, int]]:
     """JPEG data URL of ``rgb`` (H, W, 3) uint8, optionally centred on a white square.
 
     Returns (data_url, sent_size (W, H), offset (x, y) of the image inside the sent one).
@@ -230,7 +247,11 @@ def encode_view_image(rgb: np.ndarray, square_pad: bool) -> tuple[str, tuple[int
         image = padded
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=95)
-    return f"data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}", image.size, offset
+    return (
+        f"data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}",
+        image.size,
+        offset,
+    )
 
 
 def post_chat(client: httpx.Client, config: VLMConfig, body: dict) -> str:
@@ -265,14 +286,21 @@ def reply_text(payload: dict) -> str:
 class VLMBoxProposer(ChatClientOwner):
     """Asks a VLM for the part's boxes: one chat request per call, image as a base64 data URL."""
 
-    def __init__(self, config: VLMConfig, descriptions: dict[str, dict[str, str]] | None = None, client: httpx.Client | None = None):
+    def __init__(
+        self,
+        config: VLMConfig,
+        descriptions: dict[str, dict[str, str]] | None = None,
+        client: httpx.Client | None = None,
+    ):
         self.config = config
         if descriptions is None:
             descriptions = load_part_descriptions(config.taxonomy)
         self.descriptions = descriptions
         self.client = client if client is not None else httpx.Client(timeout=config.timeout_s)
 
-    def request_body(self, view: ViewImage, category: str, part: str) -> tuple[dict, tuple[int, int], tuple[int, int]]:
+    def request_body(
+        self, view: ViewImage, category: str, part: str
+    ) -> tuple[dict, tuple[int, int], tuple[int, int]]:
         """(chat-completions JSON body, sent_size, offset) for one question about ``view``."""
         data_url, sent_size, offset = encode_view_image(view.rgb, self.config.square_pad)
         body = {
@@ -281,7 +309,12 @@ class VLMBoxProposer(ChatClientOwner):
                 {
                     "role": "user",
                     "content": [
-                        {"type": "text", "text": part_query(category, part, self.descriptions, self.config.template)},
+                        {
+                            "type": "text",
+                            "text": part_query(
+                                category, part, self.descriptions, self.config.template
+                            ),
+                        },
                         {"type": "image_url", "image_url": {"url": data_url}},
                     ],
                 }
@@ -299,7 +332,10 @@ class VLMBoxProposer(ChatClientOwner):
         reply = post_chat(self.client, self.config, body)
         height, width = view.rgb.shape[:2]
         raw_boxes = parse_box_numbers(reply)
-        boxes = (reply_box_to_image(raw, self.config.coords, sent_size, offset, (width, height)) for raw in raw_boxes)
+        boxes = (
+            reply_box_to_image(raw, self.config.coords, sent_size, offset, (width, height))
+            for raw in raw_boxes
+        )
         return [box for box in boxes if box is not None]
 
 
@@ -326,7 +362,12 @@ def mask_box(mask: np.ndarray) -> Box | None:
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         return None
-    return (float(cols.min()) - 0.5, float(rows.min()) - 0.5, float(cols.max()) + 0.5, float(rows.max()) + 0.5)
+    return (
+        float(cols.min()) - 0.5,
+        float(rows.min()) - 0.5,
+        float(cols.max()) + 0.5,
+        float(rows.max()) + 0.5,
+    )
 
 
 class NoisyOracleProposer:
@@ -335,15 +376,24 @@ class NoisyOracleProposer:
     part_names: names indexed by ``view.part_ids``; when omitted, ``view.part_names`` is used.
     """
 
-    def __init__(self, noise: OracleNoise = OracleNoise(), seed: int = 0, part_names: Sequence[str] | None = None):
+    def __init__(
+        self,
+        noise: OracleNoise = OracleNoise(),
+        seed: int = 0,
+        part_names: Sequence[str] | None = None,
+    ):
         self.noise = noise
         self.part_names = list(part_names) if part_names is not None else None
         self._rng = np.random.default_rng(seed)
 
     def _part_mask(self, view: View, part: str) -> np.ndarray:
-        names = self.part_names if self.part_names is not None else getattr(view, "part_names", None)
+        names = (
+            self.part_names if self.part_names is not None else getattr(view, "part_names", None)
+        )
         if names is None:
-            raise ValueError("NoisyOracleProposer needs part_names (constructor) or view.part_names.")
+            raise ValueError(
+                "NoisyOracleProposer needs part_names (constructor) or view.part_names."
+            )
         if part not in names:
             raise ValueError(f"Unknown part {part!r}; this object has parts {list(names)}.")
         return np.asarray(view.part_ids) == names.index(part)
@@ -365,7 +415,12 @@ class NoisyOracleProposer:
         x0, y0, x1, y1 = box
         dx, dy = (x1 - x0) * self.noise.jitter, (y1 - y0) * self.noise.jitter
         sx0, sy0, sx1, sy1 = self._rng.normal(0.0, 1.0, size=4) * (dx, dy, dx, dy)
-        return (min(x0 + sx0, x1 + sx1), min(y0 + sy0, y1 + sy1), max(x0 + sx0, x1 + sx1), max(y0 + sy0, y1 + sy1))
+        return (
+            min(x0 + sx0, x1 + sx1),
+            min(y0 + sy0, y1 + sy1),
+            max(x0 + sx0, x1 + sx1),
+            max(y0 + sy0, y1 + sy1),
+        )
 
     def _false_box(self, elsewhere: np.ndarray, true_box: Box | None) -> Box | None:
         rows, cols = np.nonzero(elsewhere)

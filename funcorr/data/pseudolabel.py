@@ -36,9 +36,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from skimage.filters import threshold_otsu
 
-
 from funcorr.data.part_boxes import Box, PartBoxProposer, View
-
 
 # --- geometry and voting -----------------------------------------------------------------------
 
@@ -70,14 +68,18 @@ def project_points(points: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarr
     return xy, z
 
 
-def visible_points(points: np.ndarray, view: View, config: VisibilityConfig = VisibilityConfig()) -> tuple[np.ndarray, np.ndarray]:
+def visible_points(
+    points: np.ndarray, view: View, config: VisibilityConfig = VisibilityConfig()
+) -> tuple[np.ndarray, np.ndarray]:
     """Which points (P, 3) the view sees, and where. Returns visible (P,) bool and xy (P, 2)."""
     xy, depth = project_points(points, view)
     surface_depth = np.asarray(view.depth)
     height, width = surface_depth.shape
     cols, rows = np.rint(np.nan_to_num(xy, nan=-1.0, posinf=-1.0, neginf=-1.0)).astype(np.int64).T
     inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height) & (depth > 0)
-    surface = np.where(inside, surface_depth[rows.clip(0, height - 1), cols.clip(0, width - 1)], 0.0)
+    surface = np.where(
+        inside, surface_depth[rows.clip(0, height - 1), cols.clip(0, width - 1)], 0.0
+    )
     focal = float(np.mean(np.diag(np.asarray(view.K))[:2]))
     tolerance = config.depth_slack_pixels * surface / focal
     return inside & (surface > 0) & (np.abs(depth - surface) <= tolerance), xy
@@ -123,11 +125,18 @@ def pixel_points(views: Sequence[View], tree: cKDTree) -> tuple[list[np.ndarray]
         xyz = np.asarray(view.xyz, dtype=np.float64)
         held = np.asarray(view.mask, bool) & np.isfinite(xyz).all(axis=-1)
         pixels.append(held)
-        nearest.append(tree.query(xyz[held], workers=-1)[1] if held.any() else np.zeros(0, dtype=np.int64))
+        nearest.append(
+            tree.query(xyz[held], workers=-1)[1] if held.any() else np.zeros(0, dtype=np.int64)
+        )
     return pixels, nearest
 
 
-def surface_geometry(points: np.ndarray, views: Sequence[View], visibility: VisibilityConfig = VisibilityConfig(), k: int = 16) -> SurfaceGeometry:
+def surface_geometry(
+    points: np.ndarray,
+    views: Sequence[View],
+    visibility: VisibilityConfig = VisibilityConfig(),
+    k: int = 16,
+) -> SurfaceGeometry:
     """Compute the :class:`SurfaceGeometry` of ``points`` (P, 3) in ``views`` once."""
     points = np.asarray(points, dtype=np.float64)
     seen = [visible_points(points, view, visibility) for view in views]
@@ -138,7 +147,9 @@ def surface_geometry(points: np.ndarray, views: Sequence[View], visibility: Visi
     return SurfaceGeometry(visible, xy, knn_graph(points, k, tree), pixels, nearest)
 
 
-def collect_proposals(views: Sequence[View], proposer: PartBoxProposer, category: str, part: str, n_trials: int) -> list[list[list[Box]]]:
+def collect_proposals(
+    views: Sequence[View], proposer: PartBoxProposer, category: str, part: str, n_trials: int
+) -> list[list[list[Box]]]:
     """Boxes per view, per trial: ``result[v][t]`` is the list returned by trial t on view v."""
     return [[proposer.propose(view, category, part) for _ in range(n_trials)] for view in views]
 
@@ -220,7 +231,12 @@ def close_point_labels(
     return closed
 
 
-def labels_to_masks(points: np.ndarray, labels: np.ndarray, views: Sequence[View], geometry: SurfaceGeometry | None = None) -> list[np.ndarray]:
+def labels_to_masks(
+    points: np.ndarray,
+    labels: np.ndarray,
+    views: Sequence[View],
+    geometry: SurfaceGeometry | None = None,
+) -> list[np.ndarray]:
     """2D part masks (H, W) bool per view: each object pixel takes the label of the surface
     point nearest to its xyz (``geometry``: those nearest points already found)."""
     if geometry is None:
@@ -292,9 +308,23 @@ def pseudo_label_part(
     threshold = otsu_threshold(votes.scores)
     voted = np.nan_to_num(votes.scores, nan=0.0) > threshold
     labels = close_point_labels(
-        points, voted, config.closing_k, config.dilate_fraction, config.erode_fraction, config.closing_iterations, geometry.neighbours
+        points,
+        voted,
+        config.closing_k,
+        config.dilate_fraction,
+        config.erode_fraction,
+        config.closing_iterations,
+        geometry.neighbours,
     )
-    return PseudoLabelResult(votes.scores, votes.seen, threshold, voted, labels, labels_to_masks(points, labels, views, geometry), proposals)
+    return PseudoLabelResult(
+        votes.scores,
+        votes.seen,
+        threshold,
+        voted,
+        labels,
+        labels_to_masks(points, labels, views, geometry),
+        proposals,
+    )
 
 
 def pseudo_label_parts(
@@ -309,4 +339,7 @@ def pseudo_label_parts(
     order), sharing one :func:`surface_geometry`: the same results, the geometry once."""
     points = np.asarray(points, dtype=np.float64)
     geometry = surface_geometry(points, views, config.visibility, config.closing_k)
-    return [pseudo_label_part(views, points, proposer, category, part, config, geometry) for part in parts]
+    return [
+        pseudo_label_part(views, points, proposer, category, part, config, geometry)
+        for part in parts
+    ]

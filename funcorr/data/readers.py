@@ -15,7 +15,14 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from funcorr.data.format import EVAL_SPLITS, FORMAT_NAME, FORMAT_VERSION, SPLITS, function_slug, view_stem
+from funcorr.data.format import (
+    EVAL_SPLITS,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    SPLITS,
+    function_slug,
+    view_stem,
+)
 from funcorr.data.render import RenderedView, backproject, multiview_correspondences
 from funcorr.files import confined, read_json
 from funcorr.images import InputError, load_image
@@ -52,7 +59,9 @@ def _check_index(root: Path, index: dict, path: Path) -> None:
         if not isinstance(info, dict) or not _count(info.get("n_views")):
             raise InputError(f"{path}: asset {asset_id!r} has no valid n_views.")
     for split, members in splits.items():
-        unknown = [a for a in members if a not in assets] if isinstance(members, list) else [members]
+        unknown = (
+            [a for a in members if a not in assets] if isinstance(members, list) else [members]
+        )
         if unknown:
             raise InputError(f"{path}: split {split!r} lists unknown assets {unknown[:3]}.")
 
@@ -76,7 +85,9 @@ def _read_eval_pairs(root: Path, split: str, index: dict) -> tuple[list[dict], n
         with np.load(npz, allow_pickle=False) as data:
             corr = data["correspondences"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise InputError(f"Cannot read the correspondences {npz} ({type(err).__name__}: {err}); the file is damaged.") from None
+        raise InputError(
+            f"Cannot read the correspondences {npz} ({type(err).__name__}: {err}); the file is damaged."
+        ) from None
     assets = index["assets"]
     for number, pair in enumerate(pairs):
         where = f"{path}, pair {number}"
@@ -86,13 +97,26 @@ def _read_eval_pairs(root: Path, split: str, index: dict) -> tuple[list[dict], n
             asset, view = pair.get(asset_key), pair.get(view_key)
             if not isinstance(asset, str) or asset not in assets:
                 raise InputError(f"{where}: {asset_key} {asset!r} is not an asset of this dataset.")
-            if not (isinstance(view, int) and not isinstance(view, bool) and 0 <= view < assets[asset]["n_views"]):
+            if not (
+                isinstance(view, int)
+                and not isinstance(view, bool)
+                and 0 <= view < assets[asset]["n_views"]
+            ):
                 raise InputError(f"{where}: {view_key} {view!r} is not a view of {asset}.")
         offset, count = pair.get("offset"), pair.get("count")
-        if not (_count(count) and isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0):
-            raise InputError(f"{where}: offset {offset!r} and count {count!r} must be integers (count >= 1).")
+        if not (
+            _count(count)
+            and isinstance(offset, int)
+            and not isinstance(offset, bool)
+            and offset >= 0
+        ):
+            raise InputError(
+                f"{where}: offset {offset!r} and count {count!r} must be integers (count >= 1)."
+            )
         if offset + count > len(corr):
-            raise InputError(f"{where} claims rows {offset}..{offset + count} but {npz} holds {len(corr)}.")
+            raise InputError(
+                f"{where} claims rows {offset}..{offset + count} but {npz} holds {len(corr)}."
+            )
         if not isinstance(pair.get("function"), str):
             raise InputError(f"{where} names no function.")
     return pairs, corr
@@ -125,7 +149,9 @@ class TrainViews(Dataset):
         self.index = read_index(self.root)
         self.split = split
         self.asset_ids = list(self.index["splits"][split])
-        self.items = [(a, v) for a in self.asset_ids for v in range(self.index["assets"][a]["n_views"])]
+        self.items = [
+            (a, v) for a in self.asset_ids for v in range(self.index["assets"][a]["n_views"])
+        ]
         self._records = {a: read_asset_record(self.root, a) for a in self.asset_ids}
 
     def __len__(self) -> int:
@@ -166,7 +192,12 @@ class TrainViews(Dataset):
         record = self._records[asset_id]
         stem = self.root / "assets" / asset_id / "views" / view_stem(view_id)
         with np.load(f"{stem}.npz") as data:
-            depth, part_ids, K, pose = data["depth"], data["part_ids"], data["K"], data["cam_to_world"]
+            depth, part_ids, K, pose = (
+                data["depth"],
+                data["part_ids"],
+                data["K"],
+                data["cam_to_world"],
+            )
         return {
             "image": load_image(f"{stem}.png").rgb,
             "mask": torch.from_numpy(depth > 0),
@@ -175,7 +206,9 @@ class TrainViews(Dataset):
             "asset_id": asset_id,
             "category": record["category"],
             "view_id": view_id,
-            "functional_masks": {f: _read_mask(Path(f"{stem}.{function_slug(f)}.png")) for f in record["functions"]},
+            "functional_masks": {
+                f: _read_mask(Path(f"{stem}.{function_slug(f)}.png")) for f in record["functions"]
+            },
         }
 
 
@@ -205,10 +238,16 @@ class EvalPairs(Dataset):
                 return i
         raise InputError(f"No pair {pair_id!r} in {self.root}.")
 
-    def _view(self, asset_id: str, view_id: int, function: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _view(
+        self, asset_id: str, view_id: int, function: str
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         stem = self.root / "assets" / asset_id / "views" / view_stem(view_id)
         image = load_image(f"{stem}.png").rgb
-        return image, _read_mask(Path(f"{stem}.mask.png")), _read_mask(Path(f"{stem}.{function_slug(function)}.png"))
+        return (
+            image,
+            _read_mask(Path(f"{stem}.mask.png")),
+            _read_mask(Path(f"{stem}.{function_slug(function)}.png")),
+        )
 
     def __getitem__(self, index: int) -> dict:
         pair = self.pairs[index]
@@ -243,7 +282,6 @@ def collate(batch: list[dict]) -> dict:
     return out
 
 
-
 def read_asset_record(root: Path, asset_id: str) -> dict:
     return read_json(confined(root / "assets", asset_id, "asset id") / "asset.json", "asset record")
 
@@ -253,11 +291,23 @@ def load_view(root: Path, asset_id: str, view_id: int, record: dict | None = Non
     record = record or read_asset_record(root, asset_id)
     stem = root / "assets" / asset_id / "views" / view_stem(view_id)
     with np.load(f"{stem}.npz") as data:
-        depth, normals, part_ids = data["depth"], data["normals"].astype(np.float32), data["part_ids"]
+        depth, normals, part_ids = (
+            data["depth"],
+            data["normals"].astype(np.float32),
+            data["part_ids"],
+        )
         K, pose = data["K"], data["cam_to_world"]
     with Image.open(f"{stem}.png") as im:
         rgb = np.asarray(im.convert("RGB")).copy()
     mask = depth > 0
     return RenderedView(
-        rgb, depth, backproject(depth, K, pose), normals, mask, part_ids, list(record["part_names"]), K, pose
+        rgb,
+        depth,
+        backproject(depth, K, pose),
+        normals,
+        mask,
+        part_ids,
+        list(record["part_names"]),
+        K,
+        pose,
     )

@@ -157,7 +157,9 @@ def _corner_normals(mesh: trimesh.Trimesh, crease_deg: float = 35.0) -> np.ndarr
             valid = nb >= 0
             nb_normals = face_normals[np.where(valid, nb, 0)]
             same_side = np.einsum("ij,ij->i", nb_normals, face_normals) > cos_crease
-            acc += (valid & same_side)[:, None] * weights[np.where(valid, nb, 0)][:, None] * nb_normals
+            acc += (
+                (valid & same_side)[:, None] * weights[np.where(valid, nb, 0)][:, None] * nb_normals
+            )
         norm = np.linalg.norm(acc, axis=1, keepdims=True)
         out[:, corner] = np.where(norm > 1e-12, acc / np.maximum(norm, 1e-12), face_normals)
     return out
@@ -168,7 +170,12 @@ def prepare(source: Asset | trimesh.Trimesh | RayScene) -> RayScene:
     if isinstance(source, RayScene):
         return source
     if isinstance(source, Asset):
-        mesh, face_parts, names, materials = source.mesh, source.face_parts, source.part_names, source.materials
+        mesh, face_parts, names, materials = (
+            source.mesh,
+            source.face_parts,
+            source.part_names,
+            source.materials,
+        )
         colors = source.face_colors
     else:
         mesh, face_parts, names = source, np.zeros(len(source.faces), np.int16), ["object"]
@@ -196,7 +203,9 @@ def intrinsics(size: Size = DEFAULT_SIZE, fov_deg: float = DEFAULT_FOV_DEG) -> n
     return np.array([[f, 0.0, (w - 1) / 2], [0.0, f, (h - 1) / 2], [0.0, 0.0, 1.0]])
 
 
-def look_at(eye: Sequence[float], target: Sequence[float] = (0, 0, 0), up: Sequence[float] = (0, 0, 1)) -> np.ndarray:
+def look_at(
+    eye: Sequence[float], target: Sequence[float] = (0, 0, 0), up: Sequence[float] = (0, 0, 1)
+) -> np.ndarray:
     """OpenCV cam_to_world (4, 4) at ``eye`` looking at ``target``; image 'up' follows ``up``."""
     eye, target = np.asarray(eye, np.float64), np.asarray(target, np.float64)
     forward = target - eye
@@ -206,17 +215,26 @@ def look_at(eye: Sequence[float], target: Sequence[float] = (0, 0, 0), up: Seque
         right = np.cross(forward, (0.0, 1.0, 0.0))
     right /= np.linalg.norm(right)
     pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, np.cross(forward, right), forward, eye
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = (
+        right,
+        np.cross(forward, right),
+        forward,
+        eye,
+    )
     return pose
 
 
-def framing_distance(radius: float, fov_deg: float = DEFAULT_FOV_DEG, margin: float = 1.08) -> float:
+def framing_distance(
+    radius: float, fov_deg: float = DEFAULT_FOV_DEG, margin: float = 1.08
+) -> float:
     """Camera distance at which a sphere of ``radius`` fits the field of view with a margin."""
     return margin * radius / np.sin(np.radians(fov_deg) / 2)
 
 
 def sphere_directions(
-    n_views: int, elevation_range: tuple[float, float] = DEFAULT_ELEVATIONS, azimuth_offset: float = 0.0
+    n_views: int,
+    elevation_range: tuple[float, float] = DEFAULT_ELEVATIONS,
+    azimuth_offset: float = 0.0,
 ) -> np.ndarray:
     """(n, 3) unit directions on a Fibonacci spiral, uniform in area between two elevations (degrees).
 
@@ -255,10 +273,14 @@ def asset_cameras(
     """Sphere cameras around the object-frame origin at a distance that frames the whole object."""
     mesh = source.mesh if isinstance(source, Asset) else source
     radius = float(np.linalg.norm(mesh.vertices, axis=1).max())
-    return sphere_cameras(n_views, framing_distance(radius, fov_deg), size, fov_deg, elevation_range, seed)
+    return sphere_cameras(
+        n_views, framing_distance(radius, fov_deg), size, fov_deg, elevation_range, seed
+    )
 
 
-def pixel_rays(K: np.ndarray, cam_to_world: np.ndarray, size: Size) -> tuple[np.ndarray, np.ndarray]:
+def pixel_rays(
+    K: np.ndarray, cam_to_world: np.ndarray, size: Size
+) -> tuple[np.ndarray, np.ndarray]:
     """Origin (3,) and per-pixel directions (H*W, 3) in the object frame, scaled to unit camera z.
 
     With unit camera-z directions the ray parameter of a hit equals its depth.
@@ -281,7 +303,9 @@ def background_color(background: Background, seed: int) -> np.ndarray:
             return np.random.default_rng(seed).integers(0, 256, 3).astype(np.float64)
         if background not in NAMED_BACKGROUNDS:
             names = ", ".join([*NAMED_BACKGROUNDS, "random"])
-            raise ValueError(f"Unknown background {background!r}: use {names} or an (r, g, b) tuple.")
+            raise ValueError(
+                f"Unknown background {background!r}: use {names} or an (r, g, b) tuple."
+            )
         return np.array(NAMED_BACKGROUNDS[background], np.float64)
     return np.asarray(background, np.float64)
 
@@ -436,7 +460,10 @@ def render_views(
     """Render ``n_views`` sphere views of an asset (the BVH is built once); view i uses seed + i for its background."""
     scene = prepare(asset)
     cameras = asset_cameras(asset, n_views, size, seed=seed, elevation_range=elevation_range)
-    return [render_view(scene, c.K, c.cam_to_world, size, background, seed + i) for i, c in enumerate(cameras)]
+    return [
+        render_view(scene, c.K, c.cam_to_world, size, background, seed + i)
+        for i, c in enumerate(cameras)
+    ]
 
 
 def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
@@ -449,7 +476,9 @@ def backproject(depth: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> n
     return xyz.reshape(h, w, 3)
 
 
-def project(points: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project(
+    points: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Object-frame points (N, 3) -> pixel xy (N, 2) float64 and camera depth (N,)."""
     world_to_cam = np.linalg.inv(cam_to_world)
     cam = np.asarray(points, np.float64) @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
@@ -461,7 +490,11 @@ def project(points: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray) -> tupl
 
 
 def multiview_correspondences(
-    view_a: RenderedView, view_b: RenderedView, max_points: int = 1000, tol: float = 0.01, seed: int = 0
+    view_a: RenderedView,
+    view_b: RenderedView,
+    max_points: int = 1000,
+    tol: float = 0.01,
+    seed: int = 0,
 ) -> np.ndarray:
     """Pixel pairs (N, 2, 2) float32 of surface points visible in both views of the same asset.
 
@@ -516,7 +549,9 @@ def render_cycles(
             if asset.face_colors is not None
             else np.array([m.color for m in asset.materials], np.uint8)[asset.face_parts]
         )
-        trimesh.Trimesh(asset.mesh.vertices, asset.mesh.faces, face_colors=colors, process=False).export(ply)
+        trimesh.Trimesh(
+            asset.mesh.vertices, asset.mesh.faces, face_colors=colors, process=False
+        ).export(ply)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         bpy.ops.wm.ply_import(filepath=str(ply))
         obj = bpy.context.selected_objects[0]
@@ -544,7 +579,9 @@ def render_cycles(
         cam_data.shift_y = ((K[1, 2] + 0.5) - h / 2) / max(w, h)
         camera = bpy.data.objects.new("cam", cam_data)
         scene.collection.objects.link(camera)
-        blender_pose = np.asarray(cam_to_world) @ np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV -> Blender camera axes
+        blender_pose = np.asarray(cam_to_world) @ np.diag(
+            [1.0, -1.0, -1.0, 1.0]
+        )  # OpenCV -> Blender camera axes
         camera.matrix_world = [list(row) for row in blender_pose]
         scene.camera = camera
         light_data = bpy.data.lights.new("sun", type="SUN")

@@ -46,7 +46,9 @@ def _freeze(value):
 
 def load_json(name: str) -> Mapping:
     """One taxonomy file as a read-only mapping (KeyError-free listing: see ``resources/taxonomy``)."""
-    text = (resources.files("funcorr") / "resources" / "taxonomy" / name).read_text(encoding="utf-8")
+    text = (resources.files("funcorr") / "resources" / "taxonomy" / name).read_text(
+        encoding="utf-8"
+    )
     return _freeze(json.loads(text))
 
 
@@ -78,7 +80,9 @@ class Taxonomy:
     def objects_for(self, function: str) -> tuple[str, ...]:
         """Object categories that can perform ``function``; KeyError lists the known functions."""
         if function not in self.action2objects:
-            raise KeyError(f"Unknown function {function!r}; known: {', '.join(self.action2objects)}")
+            raise KeyError(
+                f"Unknown function {function!r}; known: {', '.join(self.action2objects)}"
+            )
         return self.action2objects[function]
 
     def functional_parts(self, category: str, function: str) -> list[str]:

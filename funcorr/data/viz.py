@@ -71,7 +71,11 @@ def draw_pair(
         for x, y in (p1, p2 + [w + gap, 0]):
             cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
             r = radius * scale / 2 + 1
-            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=tuple(int(c) for c in color), outline=(20, 20, 20))
+            draw.ellipse(
+                [cx - r, cy - r, cx + r, cy + r],
+                fill=tuple(int(c) for c in color),
+                outline=(20, 20, 20),
+            )
     return np.asarray(picture)
 
 

@@ -38,7 +38,9 @@ def _matcher(args: argparse.Namespace, function: str | None = None):
     if raw:
         config.backbone, config.checkpoint = method, None
     if config.checkpoint is None and config.backbone not in BACKBONES:
-        raise InputError(f"Unknown method {config.backbone!r}: use chance, checkpoint or a backbone ({', '.join(sorted(BACKBONES))}).")
+        raise InputError(
+            f"Unknown method {config.backbone!r}: use chance, checkpoint or a backbone ({', '.join(sorted(BACKBONES))})."
+        )
     if config.checkpoint is not None and function is not None and config.function is None:
         config.function = function
     return Matcher(config)
@@ -71,7 +73,9 @@ def _functional(args: argparse.Namespace) -> int:
     try:
         from funcorr.data.readers import EvalPairs
     except ModuleNotFoundError as err:
-        raise InputError(f"The benchmark reader funcorr.data.readers is not available: {err}") from err
+        raise InputError(
+            f"The benchmark reader funcorr.data.readers is not available: {err}"
+        ) from err
     if not Path(args.data).is_dir():
         raise InputError(f"No benchmark folder at {args.data}.")
     torch.manual_seed(args.seed)
@@ -101,12 +105,21 @@ def _functional(args: argparse.Namespace) -> int:
         label += f"+{'gt' if parts.is_ground_truth else args.parts.split(':')[0]}-parts"
     method = FunctionalMethod(label, matcher, features, parts)
     results = evaluate_functional(pairs, method, config, progress=True)
-    record = {**{k: v for k, v in vars(args).items() if k != "func"}, "protocol": asdict(config), "method_label": label}
+    record = {
+        **{k: v for k, v in vars(args).items() if k != "func"},
+        "protocol": asdict(config),
+        "method_label": label,
+    }
     document = result_document("functional", record, results.to_record())
     shard = f"_shard-{config.shard[0]}-of-{config.shard[1]}" if config.shard else ""
-    _print_paths(write_outputs(document, Path(args.out), f"functional_{_slug(args.name or label)}{shard}"))
+    _print_paths(
+        write_outputs(document, Path(args.out), f"functional_{_slug(args.name or label)}{shard}")
+    )
     summary = results.summary("all")
-    pck = "  ".join(f"PCK@{k:g} {100 * summary[f'pck_{k:g}']:.1f}" for k in sorted(set(config.thresholds_px), reverse=True))
+    pck = "  ".join(
+        f"PCK@{k:g} {100 * summary[f'pck_{k:g}']:.1f}"
+        for k in sorted(set(config.thresholds_px), reverse=True)
+    )
     print(f"{label}: {pck}  norm. dist {summary['norm_dist']:.3f}")
     return 0
 
@@ -115,15 +128,29 @@ def _functional(args: argparse.Namespace) -> int:
 
 
 def _keypoint_pairs(args: argparse.Namespace):
-    from funcorr.eval.spair import SPairPairs
     from funcorr.eval.soco import SOCOPairs
+    from funcorr.eval.spair import SPairPairs
 
     root = Path(args.data)
     fmt = _keypoint_format(args)
     if fmt == "spair":
-        return fmt, [("intra", SPairPairs(root, split=args.split, categories=args.categories, max_pairs=args.max_pairs, allow_abs=args.allow_abs))]
+        return fmt, [
+            (
+                "intra",
+                SPairPairs(
+                    root,
+                    split=args.split,
+                    categories=args.categories,
+                    max_pairs=args.max_pairs,
+                    allow_abs=args.allow_abs,
+                ),
+            )
+        ]
     types = ("intra", "cross") if args.pair_type == "both" else (args.pair_type,)
-    return fmt, [(t, SOCOPairs(root, t, categories=args.categories, max_pairs_per_category=args.max_pairs)) for t in types]
+    return fmt, [
+        (t, SOCOPairs(root, t, categories=args.categories, max_pairs_per_category=args.max_pairs))
+        for t in types
+    ]
 
 
 def _keypoint_format(args: argparse.Namespace) -> str:
@@ -139,11 +166,19 @@ def _keypoint_format(args: argparse.Namespace) -> str:
 
 
 def _funkpoint(args: argparse.Namespace) -> int:
-    from funcorr.eval.funkpoint import FunKPointConfig, evaluate_funkpoint, function_for_action, read_funkpoint, summarise
+    from funcorr.eval.funkpoint import (
+        FunKPointConfig,
+        evaluate_funkpoint,
+        function_for_action,
+        read_funkpoint,
+        summarise,
+    )
     from funcorr.eval.report import result_document, write_outputs
 
     actions = read_funkpoint(args.data, args.categories)
-    config = FunKPointConfig(alpha=args.alpha[0] if args.alpha else 0.1, soft_window=args.soft_window)
+    config = FunKPointConfig(
+        alpha=args.alpha[0] if args.alpha else 0.1, soft_window=args.soft_window
+    )
     chance = args.method == "chance" and not args.checkpoint
     matcher = None if chance else _matcher(args, function=function_for_action(actions[0].name))
     label = "chance" if chance else _method_label(matcher)
@@ -157,7 +192,9 @@ def _funkpoint(args: argparse.Namespace) -> int:
     document = result_document("funkpoint", record, results)
     _print_paths(write_outputs(document, Path(args.out), f"funkpoint_{_slug(args.name or label)}"))
     per_action = ", ".join(f"{a} {100 * v['pck']:.1f}" for a, v in summary["per_action"].items())
-    print(f"{label}: FunKPoint PCK@{config.alpha:g} overall {100 * summary['overall']:.1f} ({summary['points']} points); {per_action}")
+    print(
+        f"{label}: FunKPoint PCK@{config.alpha:g} overall {100 * summary['overall']:.1f} ({summary['points']} points); {per_action}"
+    )
     return 0
 
 
@@ -167,13 +204,24 @@ def _soco_protocol(args: argparse.Namespace) -> int:
     from funcorr.eval.soco_protocol import SOCOProtocol, evaluate_soco_protocol, format_summary
     from funcorr.images import InputError
 
-    fixed = {"--checkpoint": args.checkpoint, "--flip": args.flip, "--soft-window": args.soft_window, "--object-mask": args.object_mask, "--layers": args.layers, "--stride": args.stride}
+    fixed = {
+        "--checkpoint": args.checkpoint,
+        "--flip": args.flip,
+        "--soft-window": args.soft_window,
+        "--object-mask": args.object_mask,
+        "--layers": args.layers,
+        "--stride": args.stride,
+    }
     given = [name for name, value in fixed.items() if value]
     if given:
-        raise InputError(f"--protocol soco fixes the features and the matching (final block, every patch, argmax); drop {', '.join(given)}.")
+        raise InputError(
+            f"--protocol soco fixes the features and the matching (final block, every patch, argmax); drop {', '.join(given)}."
+        )
     backbone = args.method if args.method not in (None, "chance") else args.backbone
     if args.method == "chance":
-        raise InputError("--protocol soco evaluates a backbone; use --protocol funcorr for the chance baseline.")
+        raise InputError(
+            "--protocol soco evaluates a backbone; use --protocol funcorr for the chance baseline."
+        )
     fmt, sources = _keypoint_pairs(args)
     pairs = [pair for _, group in sources for pair in group]
     # SOCO scores one threshold: a single --alpha, else its 0.1 (the default list holds it).
@@ -182,10 +230,26 @@ def _soco_protocol(args: argparse.Namespace) -> int:
     if threshold is None:
         raise InputError("--protocol soco scores one threshold: give a single --alpha.")
     protocol = SOCOProtocol(args.soco_size, threshold)
-    record = evaluate_soco_protocol(pairs, backbone, protocol, weights=args.weights, device=resolve_device(args.device), progress=True)
-    document = result_document("keypoints_soco_protocol", {**{k: v for k, v in vars(args).items() if k != "func"}, "format": fmt}, {"method": backbone, **record})
+    record = evaluate_soco_protocol(
+        pairs,
+        backbone,
+        protocol,
+        weights=args.weights,
+        device=resolve_device(args.device),
+        progress=True,
+    )
+    document = result_document(
+        "keypoints_soco_protocol",
+        {**{k: v for k, v in vars(args).items() if k != "func"}, "format": fmt},
+        {"method": backbone, **record},
+    )
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    print(write_json(Path(args.out) / f"keypoints_{fmt}_soco-protocol_{_slug(args.name or backbone)}.json", document))
+    print(
+        write_json(
+            Path(args.out) / f"keypoints_{fmt}_soco-protocol_{_slug(args.name or backbone)}.json",
+            document,
+        )
+    )
     for line in format_summary(record):
         print(line)
     return 0
@@ -210,17 +274,23 @@ def _keypoints(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     if _keypoint_format(args) == "funkpoint":
         if args.flip or args.protocol == "soco":
-            raise InputError("FunKPoint runs funcorr's protocol without --flip (benchmarks/keypoint_options.py measures --flip on it); drop --flip / --protocol soco.")
+            raise InputError(
+                "FunKPoint runs funcorr's protocol without --flip (benchmarks/keypoint_options.py measures --flip on it); drop --flip / --protocol soco."
+            )
         return _funkpoint(args)
     if args.protocol == "soco":
         return _soco_protocol(args)
     fmt, sources = _keypoint_pairs(args)
-    config = KeypointConfig(alphas=tuple(args.alpha or (0.05, 0.1, 0.15)), tasks=tuple(args.tasks), strict=args.strict)
+    config = KeypointConfig(
+        alphas=tuple(args.alpha or (0.05, 0.1, 0.15)), tasks=tuple(args.tasks), strict=args.strict
+    )
     if args.method == "chance" and not args.checkpoint:
         method = ChanceKeypointMethod(args.seed)
     else:
         matcher = _matcher(args)
-        method = FeatureKeypointMethod.from_matcher(matcher, _method_label(matcher), soft_window=args.soft_window, flip=args.flip)
+        method = FeatureKeypointMethod.from_matcher(
+            matcher, _method_label(matcher), soft_window=args.soft_window, flip=args.flip
+        )
     supers = load_super_categories(args.super_categories, fmt)
     scores = []
     for _, pairs in sources:
@@ -228,13 +298,19 @@ def _keypoints(args: argparse.Namespace) -> int:
     results = KeypointResults(method.name, fmt, scores, config, supers)
     record = {**{k: v for k, v in vars(args).items() if k != "func"}, "protocol": asdict(config)}
     document = result_document("keypoints", record, results.to_record())
-    _print_paths(write_outputs(document, Path(args.out), f"keypoints_{fmt}_{_slug(args.name or method.name)}"))
+    _print_paths(
+        write_outputs(
+            document, Path(args.out), f"keypoints_{fmt}_{_slug(args.name or method.name)}"
+        )
+    )
     for pair_type in results.pair_types():
         for task in config.tasks:
             for alpha in config.alphas:
                 pck = results.pck(task, alpha, "bbox", pair_type)
                 if pck["points"]:
-                    print(f"{pair_type} {task} PCK@{alpha:g} (bbox): per-category {100 * pck['per_category']:.1f}, per-image {100 * pck['per_image']:.1f}, per-point {100 * pck['per_point']:.1f} ({pck['points']} points)")
+                    print(
+                        f"{pair_type} {task} PCK@{alpha:g} (bbox): per-category {100 * pck['per_category']:.1f}, per-image {100 * pck['per_image']:.1f}, per-point {100 * pck['per_point']:.1f} ({pck['points']} points)"
+                    )
     return 0
 
 
@@ -244,8 +320,6 @@ def _keypoints(args: argparse.Namespace) -> int:
 def _lvlm(args: argparse.Namespace) -> int:
     import os
 
-    from funcorr.eval.soco import SOCOPairs
-    from funcorr.eval.spair import SPairPairs
     from funcorr.eval.lvlm import (
         LVLMAnswerer,
         OpenAIChatClient,
@@ -256,6 +330,8 @@ def _lvlm(args: argparse.Namespace) -> int:
         read_questions,
     )
     from funcorr.eval.report import result_document, write_outputs
+    from funcorr.eval.soco import SOCOPairs
+    from funcorr.eval.spair import SPairPairs
     from funcorr.images import InputError
 
     if (args.questions is None) == (args.data is None):
@@ -266,22 +342,41 @@ def _lvlm(args: argparse.Namespace) -> int:
         answerer = RandomPlusPlusAnswerer(args.seed)
     else:
         if not args.base_url or not args.model:
-            raise InputError("An LVLM needs --base-url and --model (or use --baseline random / random++).")
-        answerer = LVLMAnswerer(OpenAIChatClient(args.base_url, args.model, os.environ.get(args.api_key_env) if args.api_key_env else None, timeout_s=args.timeout))
+            raise InputError(
+                "An LVLM needs --base-url and --model (or use --baseline random / random++)."
+            )
+        answerer = LVLMAnswerer(
+            OpenAIChatClient(
+                args.base_url,
+                args.model,
+                os.environ.get(args.api_key_env) if args.api_key_env else None,
+                timeout_s=args.timeout,
+            )
+        )
         answerer.client.check_reachable()
     if args.questions is not None:
         questions = read_questions(args.questions)
     else:
         root = Path(args.data)
-        pairs = SOCOPairs(root, args.pair_type, max_pairs_per_category=args.max_pairs) if (root / "PairAnnotations").is_dir() else SPairPairs(root, max_pairs=args.max_pairs, allow_abs=args.allow_abs)
+        pairs = (
+            SOCOPairs(root, args.pair_type, max_pairs_per_category=args.max_pairs)
+            if (root / "PairAnnotations").is_dir()
+            else SPairPairs(root, max_pairs=args.max_pairs, allow_abs=args.allow_abs)
+        )
         questions = questions_from_pairs(pairs, args.mode, seed=args.seed)
     if args.max_questions is not None:
         questions = questions[: args.max_questions]
     results = evaluate_lvlm(questions, answerer, circular_eval=not args.no_circular, progress=True)
     record = {k: v for k, v in vars(args).items() if k not in ("func", "api_key_env")}
     document = result_document("lvlm", record, results.to_record())
-    _print_paths(write_outputs(document, Path(args.out), f"lvlm_{_slug(args.name or answerer.name)}_{_slug(args.mode)}"))
-    print(f"{answerer.name} ({args.mode}): accuracy {100 * results.average_accuracy:.1f}, circular {100 * results.circular_accuracy:.1f}")
+    _print_paths(
+        write_outputs(
+            document, Path(args.out), f"lvlm_{_slug(args.name or answerer.name)}_{_slug(args.mode)}"
+        )
+    )
+    print(
+        f"{answerer.name} ({args.mode}): accuracy {100 * results.average_accuracy:.1f}, circular {100 * results.circular_accuracy:.1f}"
+    )
     return 0
 
 
@@ -301,59 +396,165 @@ def _report(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     from funcorr.cli import add_feature_options, positive_float, positive_int
 
-    evaluate = sub.add_parser("eval", help="benchmarks: dense functional, keypoint (SPair/SOCO), LVLM multiple choice")
+    evaluate = sub.add_parser(
+        "eval", help="benchmarks: dense functional, keypoint (SPair/SOCO), LVLM multiple choice"
+    )
     tasks = evaluate.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
 
-    functional = tasks.add_parser("functional", help="label transfer + discovery on a funcorr benchmark folder (paper Sec. 5.1)")
-    functional.add_argument("--data", required=True, help="benchmark folder written by the data engine")
+    functional = tasks.add_parser(
+        "functional",
+        help="label transfer + discovery on a funcorr benchmark folder (paper Sec. 5.1)",
+    )
+    functional.add_argument(
+        "--data", required=True, help="benchmark folder written by the data engine"
+    )
     functional.add_argument("--split", default="test", help="benchmark split (default: test)")
-    functional.add_argument("--method", default=None, help="chance, or a registered backbone for its raw features (default: --model, i.e. the shipped functional model on --backbone)")
-    functional.add_argument("--parts", default="none", help="part masks: none, gt, head (checkpoint mask head), folder:DIR (<pair_id>_<1|2>.png) or module:factory")
-    functional.add_argument("--thresholds", type=positive_float, nargs="+", default=[23, 15, 10, 5], help="pixel thresholds at 224 px")
-    functional.add_argument("--no-discovery", action="store_true", help="label transfer only (discovery is the slow part)")
-    functional.add_argument("--soft-window", type=positive_float, help="soft-argmax refinement radius for label transfer (network px)")
-    functional.add_argument("--shard", help="evaluate shard i/n (0 <= i < n): the i-th of n contiguous slices of the pairs; `funcorr report` merges the n result files")
+    functional.add_argument(
+        "--method",
+        default=None,
+        help="chance, or a registered backbone for its raw features (default: --model, i.e. the shipped functional model on --backbone)",
+    )
+    functional.add_argument(
+        "--parts",
+        default="none",
+        help="part masks: none, gt, head (checkpoint mask head), folder:DIR (<pair_id>_<1|2>.png) or module:factory",
+    )
+    functional.add_argument(
+        "--thresholds",
+        type=positive_float,
+        nargs="+",
+        default=[23, 15, 10, 5],
+        help="pixel thresholds at 224 px",
+    )
+    functional.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="label transfer only (discovery is the slow part)",
+    )
+    functional.add_argument(
+        "--soft-window",
+        type=positive_float,
+        help="soft-argmax refinement radius for label transfer (network px)",
+    )
+    functional.add_argument(
+        "--shard",
+        help="evaluate shard i/n (0 <= i < n): the i-th of n contiguous slices of the pairs; `funcorr report` merges the n result files",
+    )
     _common(functional)
     add_feature_options(functional)
     functional.set_defaults(func=_functional)
 
-    keypoints = tasks.add_parser("keypoints", help="PCK on SPair-71k-style or SOCO pairs (SOC, CC, Cross-SOC, SOC-geo)")
-    keypoints.add_argument("--data", required=True, help="SPair folder (pairs.json or PairAnnotation/) or SOCO root")
-    keypoints.add_argument("--format", choices=["auto", "spair", "soco", "funkpoint"], default="auto", help="auto: from the folder layout; funkpoint: <Action>/references.csv + tests.csv (real photos, PCK of the image side)")
+    keypoints = tasks.add_parser(
+        "keypoints", help="PCK on SPair-71k-style or SOCO pairs (SOC, CC, Cross-SOC, SOC-geo)"
+    )
+    keypoints.add_argument(
+        "--data", required=True, help="SPair folder (pairs.json or PairAnnotation/) or SOCO root"
+    )
+    keypoints.add_argument(
+        "--format",
+        choices=["auto", "spair", "soco", "funkpoint"],
+        default="auto",
+        help="auto: from the folder layout; funkpoint: <Action>/references.csv + tests.csv (real photos, PCK of the image side)",
+    )
     keypoints.add_argument("--split", default="test", help="SPair-71k split")
-    keypoints.add_argument("--pair-type", choices=["intra", "cross", "both"], default="both", help="SOCO pair type")
-    keypoints.add_argument("--categories", nargs="+", help="only these categories / pair groups (FunKPoint: actions)")
-    keypoints.add_argument("--method", default=None, help="chance, or a registered backbone for its raw features (default: --model; the shipped functional model on FunKPoint, whose actions give functions)")
-    keypoints.add_argument("--alpha", type=positive_float, nargs="+", help="PCK thresholds as fractions of the reference length (default 0.05 0.1 0.15; FunKPoint: 0.1)")
-    keypoints.add_argument("--tasks", nargs="+", choices=["soc", "cc", "soc_geo"], default=["soc", "cc", "soc_geo"])
-    keypoints.add_argument("--strict", action="store_true", help="count error < threshold (SOCO's code) instead of <=")
-    keypoints.add_argument("--soft-window", type=positive_float, help="soft-argmax refinement radius (network px)")
-    keypoints.add_argument("--protocol", choices=["funcorr", "soco"], default="funcorr", help="funcorr: 224 px, last 3 blocks, cell centres, <= (default); soco: SOCO's evaluate_dinov2.py exactly (798 px white-padded, final block, argmax at the cell corner, <, pair -> category -> mean)")
-    keypoints.add_argument("--soco-size", type=positive_int, default=800, help="--protocol soco: requested input size, rounded to a patch multiple as SOCO does (800 -> 798)")
-    keypoints.add_argument("--flip", action="store_true", help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better")
-    keypoints.add_argument("--allow-abs", action="store_true", help="let pairs.json name images by absolute path (default: names stay inside --data)")
-    keypoints.add_argument("--super-categories", help="JSON {category: super-category} (default for SPair: PASCAL groups)")
+    keypoints.add_argument(
+        "--pair-type", choices=["intra", "cross", "both"], default="both", help="SOCO pair type"
+    )
+    keypoints.add_argument(
+        "--categories", nargs="+", help="only these categories / pair groups (FunKPoint: actions)"
+    )
+    keypoints.add_argument(
+        "--method",
+        default=None,
+        help="chance, or a registered backbone for its raw features (default: --model; the shipped functional model on FunKPoint, whose actions give functions)",
+    )
+    keypoints.add_argument(
+        "--alpha",
+        type=positive_float,
+        nargs="+",
+        help="PCK thresholds as fractions of the reference length (default 0.05 0.1 0.15; FunKPoint: 0.1)",
+    )
+    keypoints.add_argument(
+        "--tasks", nargs="+", choices=["soc", "cc", "soc_geo"], default=["soc", "cc", "soc_geo"]
+    )
+    keypoints.add_argument(
+        "--strict", action="store_true", help="count error < threshold (SOCO's code) instead of <="
+    )
+    keypoints.add_argument(
+        "--soft-window", type=positive_float, help="soft-argmax refinement radius (network px)"
+    )
+    keypoints.add_argument(
+        "--protocol",
+        choices=["funcorr", "soco"],
+        default="funcorr",
+        help="funcorr: 224 px, last 3 blocks, cell centres, <= (default); soco: SOCO's evaluate_dinov2.py exactly (798 px white-padded, final block, argmax at the cell corner, <, pair -> category -> mean)",
+    )
+    keypoints.add_argument(
+        "--soco-size",
+        type=positive_int,
+        default=800,
+        help="--protocol soco: requested input size, rounded to a patch multiple as SOCO does (800 -> 798)",
+    )
+    keypoints.add_argument(
+        "--flip",
+        action="store_true",
+        help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better",
+    )
+    keypoints.add_argument(
+        "--allow-abs",
+        action="store_true",
+        help="let pairs.json name images by absolute path (default: names stay inside --data)",
+    )
+    keypoints.add_argument(
+        "--super-categories",
+        help="JSON {category: super-category} (default for SPair: PASCAL groups)",
+    )
     _common(keypoints)
     add_feature_options(keypoints)
     keypoints.set_defaults(func=_keypoints)
 
-    lvlm = tasks.add_parser("lvlm", help="SOCO multiple-choice keypoint questions for an OpenAI-compatible LVLM endpoint")
+    lvlm = tasks.add_parser(
+        "lvlm",
+        help="SOCO multiple-choice keypoint questions for an OpenAI-compatible LVLM endpoint",
+    )
     lvlm.add_argument("--data", help="SOCO root or SPair folder to build questions from")
     lvlm.add_argument("--questions", help="JSON/JSONL questions file instead of --data")
-    lvlm.add_argument("--allow-abs", action="store_true", help="let pairs.json name images by absolute path (default: names stay inside --data)")
+    lvlm.add_argument(
+        "--allow-abs",
+        action="store_true",
+        help="let pairs.json name images by absolute path (default: names stay inside --data)",
+    )
     lvlm.add_argument("--pair-type", choices=["intra", "cross"], default="intra")
-    lvlm.add_argument("--mode", choices=["visual", "visual+description", "description"], default="visual")
-    lvlm.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    lvlm.add_argument(
+        "--mode", choices=["visual", "visual+description", "description"], default="visual"
+    )
+    lvlm.add_argument(
+        "--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
+    )
     lvlm.add_argument("--model", help="model name sent to the endpoint")
-    lvlm.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (if any)")
+    lvlm.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (if any)",
+    )
     lvlm.add_argument("--timeout", type=positive_float, default=120.0)
-    lvlm.add_argument("--baseline", choices=["random", "random++"], help="answer with a baseline instead of an LVLM")
-    lvlm.add_argument("--no-circular", action="store_true", help="ask each question once instead of in all 4 rotations")
+    lvlm.add_argument(
+        "--baseline",
+        choices=["random", "random++"],
+        help="answer with a baseline instead of an LVLM",
+    )
+    lvlm.add_argument(
+        "--no-circular",
+        action="store_true",
+        help="ask each question once instead of in all 4 rotations",
+    )
     lvlm.add_argument("--max-questions", type=positive_int)
     _common(lvlm)
     lvlm.set_defaults(func=_lvlm)
 
-    report = sub.add_parser("report", help="render result JSONs into one Markdown page with tables and plots")
+    report = sub.add_parser(
+        "report", help="render result JSONs into one Markdown page with tables and plots"
+    )
     report.add_argument("results", nargs="+", help="result JSON files or folders")
     report.add_argument("--out", required=True, help="output folder for report.md and its PNGs")
     report.add_argument("--title", default="funcorr evaluation report")
@@ -362,7 +563,14 @@ def register(sub) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     from funcorr.cli import positive_int
-    parser.add_argument("--max-pairs", type=positive_int, help="evaluate at most this many pairs (per category for SOCO)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for chance baselines and question order")
+
+    parser.add_argument(
+        "--max-pairs",
+        type=positive_int,
+        help="evaluate at most this many pairs (per category for SOCO)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for chance baselines and question order"
+    )
     parser.add_argument("--name", help="name used in output file names (default: the method)")
     parser.add_argument("--out", required=True, help="output folder")

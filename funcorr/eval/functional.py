@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import torch
 
+from funcorr.eval.functional_methods import DirectionMatcher, FunctionalMethod, PairView, Ranking
 from funcorr.eval.metrics import (
     CUTOFF_PERCENTS,
     FUNCTIONAL_THRESHOLDS_PX,
@@ -49,13 +50,12 @@ from funcorr.eval.metrics import (
     point_distances,
     precision_recall,
 )
-from funcorr.eval.functional_methods import DirectionMatcher, FunctionalMethod, PairView, Ranking
 from funcorr.eval.part_masks import item_image, item_object_mask
 from funcorr.images import (
-    mask_iou,
     InputError,
     ResizePolicy,
     apply_resize,
+    mask_iou,
 )
 from funcorr.model.matcher import Prepared, prepare_image
 from funcorr.model.matching import (
@@ -134,7 +134,9 @@ class FunctionalResults:
     pairs: list[PairResult]
     config: FunctionalConfig
 
-    def direction_results(self, split: Split = "all", function: str | None = None) -> list[DirectionResult]:
+    def direction_results(
+        self, split: Split = "all", function: str | None = None
+    ) -> list[DirectionResult]:
         chosen = []
         for pair in self.pairs:
             for result in pair.directions:
@@ -152,22 +154,36 @@ class FunctionalResults:
     def rows(self) -> list[dict[str, Any]]:
         """One JSON-ready row per pair-direction: its identity and every per-direction number."""
         return [
-            {"pair_id": r.pair_id, "direction": r.direction, "function": r.function, "across_category": r.across_category, **r.summary()}
+            {
+                "pair_id": r.pair_id,
+                "direction": r.direction,
+                "function": r.function,
+                "across_category": r.across_category,
+                **r.summary(),
+            }
             for r in self.direction_results()
         ]
 
     def part_ious(self) -> dict[str, list[float]]:
-        return {p.directions[0].pair_id: list(p.part_iou) for p in self.pairs if p.part_iou is not None}
+        return {
+            p.directions[0].pair_id: list(p.part_iou) for p in self.pairs if p.part_iou is not None
+        }
 
     def curve_sums(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Per split and threshold: how many PR curves, and their precision and recall summed per
         cutoff (shards add these up; the mean curve is sum / count)."""
-        thresholds = sorted(self.config.thresholds_px, reverse=True) if self.config.discovery else []
+        thresholds = (
+            sorted(self.config.thresholds_px, reverse=True) if self.config.discovery else []
+        )
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for split in SPLITS:
             out[split] = {}
             for k in thresholds:
-                curves = [r.curves[float(k)] for r in self.direction_results(split) if float(k) in r.curves]
+                curves = [
+                    r.curves[float(k)]
+                    for r in self.direction_results(split)
+                    if float(k) in r.curves
+                ]
                 if curves:
                     out[split][_key(k)] = {
                         "count": len(curves),
@@ -178,10 +194,17 @@ class FunctionalResults:
 
     def mean_curve(self, threshold_px: float, split: Split = "all") -> PRCurve | None:
         """Precision and recall averaged per cutoff over the split (for PR plots)."""
-        curves = [r.curves[threshold_px] for r in self.direction_results(split) if threshold_px in r.curves]
+        curves = [
+            r.curves[threshold_px]
+            for r in self.direction_results(split)
+            if threshold_px in r.curves
+        ]
         if not curves:
             return None
-        return PRCurve(torch.stack([c.precision for c in curves]).mean(0), torch.stack([c.recall for c in curves]).mean(0))
+        return PRCurve(
+            torch.stack([c.precision for c in curves]).mean(0),
+            torch.stack([c.recall for c in curves]).mean(0),
+        )
 
     def functions(self) -> list[str]:
         return sorted({r.function for r in self.direction_results()})
@@ -190,21 +213,40 @@ class FunctionalResults:
         """JSON-ready: summaries per split and function, mean PR curves, and every per-direction
         number (:func:`record_from_rows`)."""
         shard = list(self.config.shard) if self.config.shard is not None else None
-        return record_from_rows(self.method, self.rows(), self.part_ious(), self.curve_sums(), list(self.config.cutoff_percents), shard)
+        return record_from_rows(
+            self.method,
+            self.rows(),
+            self.part_ious(),
+            self.curve_sums(),
+            list(self.config.cutoff_percents),
+            shard,
+        )
 
 
 ROW_IDENTITY = ("pair_id", "direction", "function", "across_category")
 
 
-def summarise_rows(rows: Sequence[Mapping[str, Any]], part_ious: Mapping[str, Sequence[float]], split: Split = "all", function: str | None = None) -> dict[str, float]:
+def summarise_rows(
+    rows: Sequence[Mapping[str, Any]],
+    part_ious: Mapping[str, Sequence[float]],
+    split: Split = "all",
+    function: str | None = None,
+) -> dict[str, float]:
     """Mean of each per-direction number over the rows of ``split`` (and ``function``), NaN
     skipped; ``pair_directions`` counts them; ``part_iou`` averages both images of their pairs."""
-    chosen = [r for r in rows if (split == "all" or r["across_category"] == (split == "across")) and (function is None or r["function"] == function)]
+    chosen = [
+        r
+        for r in rows
+        if (split == "all" or r["across_category"] == (split == "across"))
+        and (function is None or r["function"] == function)
+    ]
     keys = [k for k in chosen[0] if k not in ROW_IDENTITY] if chosen else []
     out: dict[str, float] = {key: nanmean(_number(row[key]) for row in chosen) for key in keys}
     out["pair_directions"] = len(chosen)
     pairs = {r["pair_id"] for r in chosen}
-    ious = [_number(iou) for pair_id, values in part_ious.items() if pair_id in pairs for iou in values]
+    ious = [
+        _number(iou) for pair_id, values in part_ious.items() if pair_id in pairs for iou in values
+    ]
     if ious:
         out["part_iou"] = nanmean(ious)
     return out
@@ -228,7 +270,11 @@ def record_from_rows(
         "by_function": {fn: summarise_rows(rows, part_ious, "all", fn) for fn in functions},
         "pr_curves": {
             split: {
-                k: {"cutoff_percent": cutoff_percents, "precision": [v / c["count"] for v in c["precision"]], "recall": [v / c["count"] for v in c["recall"]]}
+                k: {
+                    "cutoff_percent": cutoff_percents,
+                    "precision": [v / c["count"] for v in c["precision"]],
+                    "recall": [v / c["count"] for v in c["recall"]],
+                }
                 for k, c in by_threshold.items()
             }
             for split, by_threshold in curve_sums.items()
@@ -247,25 +293,54 @@ def merge_records(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     counts = {tuple(r.get("shard") or (0, 1))[1] for r in shards}
     methods = {r["method"] for r in shards}
     if len(counts) != 1 or len(methods) != 1:
-        raise InputError(f"Cannot merge shards of different runs (methods {sorted(methods)}, shard counts {sorted(counts)}).")
+        raise InputError(
+            f"Cannot merge shards of different runs (methods {sorted(methods)}, shard counts {sorted(counts)})."
+        )
     total = counts.pop()
     found = [tuple(r.get("shard") or (0, 1))[0] for r in shards]
     if found != list(range(total)):
-        raise InputError(f"{methods.pop()}: shards {found} of {total} found; every shard 0..{total - 1} is needed once.")
+        raise InputError(
+            f"{methods.pop()}: shards {found} of {total} found; every shard 0..{total - 1} is needed once."
+        )
     rows = [row for r in shards for row in r["per_direction"]]
     part_ious = {k: v for r in shards for k, v in (r.get("part_iou_per_pair") or {}).items()}
     sums: dict[str, dict[str, dict[str, Any]]] = {}
     for r in shards:
         if "pr_curve_sums" not in r:
-            raise InputError(f"{r['method']}: a shard record lacks pr_curve_sums (made by an older funcorr); rerun it.")
+            raise InputError(
+                f"{r['method']}: a shard record lacks pr_curve_sums (made by an older funcorr); rerun it."
+            )
         for split, by_threshold in r["pr_curve_sums"].items():
             for k, c in by_threshold.items():
-                into = sums.setdefault(split, {}).setdefault(k, {"count": 0, "precision": [0.0] * len(c["precision"]), "recall": [0.0] * len(c["recall"])})
+                into = sums.setdefault(split, {}).setdefault(
+                    k,
+                    {
+                        "count": 0,
+                        "precision": [0.0] * len(c["precision"]),
+                        "recall": [0.0] * len(c["recall"]),
+                    },
+                )
                 into["count"] += c["count"]
-                into["precision"] = [a + b for a, b in zip(into["precision"], c["precision"], strict=True)]
+                into["precision"] = [
+                    a + b for a, b in zip(into["precision"], c["precision"], strict=True)
+                ]
                 into["recall"] = [a + b for a, b in zip(into["recall"], c["recall"], strict=True)]
-    cutoffs = next((c["cutoff_percent"] for r in shards for by_k in r["pr_curves"].values() for c in by_k.values()), list(CUTOFF_PERCENTS))
-    return record_from_rows(shards[0]["method"], rows, part_ious, {split: sums.get(split, {}) for split in SPLITS}, cutoffs)
+    cutoffs = next(
+        (
+            c["cutoff_percent"]
+            for r in shards
+            for by_k in r["pr_curves"].values()
+            for c in by_k.values()
+        ),
+        list(CUTOFF_PERCENTS),
+    )
+    return record_from_rows(
+        shards[0]["method"],
+        rows,
+        part_ious,
+        {split: sums.get(split, {}) for split in SPLITS},
+        cutoffs,
+    )
 
 
 def _number(value: Any) -> float:
@@ -293,7 +368,9 @@ def label_transfer_region(src: PairView, tgt: PairView, min_pixels: int) -> torc
     return tgt.object_mask
 
 
-def discovery_regions(src: PairView, tgt: PairView, min_pixels: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def discovery_regions(
+    src: PairView, tgt: PairView, min_pixels: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(source region, target region) pairs ranked separately then concatenated in this order."""
     return part_regions(src.object_mask, tgt.object_mask, src.part_mask, tgt.part_mask, min_pixels)
 
@@ -321,25 +398,47 @@ def evaluate_direction(
     src_plan, tgt_plan = src.prepared.plan, tgt.prepared.plan
     region = label_transfer_region(src, tgt, config.min_part_pixels)
     if src_points.shape[0]:
-        moved = tgt_plan.to_orig(matcher.transfer(src, tgt, src_plan.to_net(src_points.float()), region).float().cpu())
+        moved = tgt_plan.to_orig(
+            matcher.transfer(src, tgt, src_plan.to_net(src_points.float()), region).float().cpu()
+        )
         distances = point_distances(moved, tgt_points)
     else:  # no ground truth: every metric of this direction is NaN and skipped when averaging
         distances = torch.zeros(0, dtype=torch.float64)
     curves: dict[float, PRCurve] = {}
     if config.discovery and src_points.shape[0]:
         if ranked is None:
-            ranked = [matcher.rank(src, tgt, s, t) for s, t in discovery_regions(src, tgt, config.min_part_pixels)]
+            ranked = [
+                matcher.rank(src, tgt, s, t)
+                for s, t in discovery_regions(src, tgt, config.min_part_pixels)
+            ]
         found_src = src_plan.to_orig(torch.cat([r[0] for r in ranked]).float())
         found_tgt = tgt_plan.to_orig(torch.cat([r[1] for r in ranked]).float())
         all_hits = discovery_hits_at(
-            found_src, found_tgt, src_points, tgt_points, config.thresholds_px, src.side / REFERENCE_SIDE, tgt.side / REFERENCE_SIDE
+            found_src,
+            found_tgt,
+            src_points,
+            tgt_points,
+            config.thresholds_px,
+            src.side / REFERENCE_SIDE,
+            tgt.side / REFERENCE_SIDE,
         )
         for k, hits in zip(config.thresholds_px, all_hits):
             curves[float(k)] = precision_recall(hits, config.cutoff_percents)
-    return DirectionResult(pair_id, direction, function, across_category, distances, tgt.side, curves, tuple(float(k) for k in config.thresholds_px))
+    return DirectionResult(
+        pair_id,
+        direction,
+        function,
+        across_category,
+        distances,
+        tgt.side,
+        curves,
+        tuple(float(k) for k in config.thresholds_px),
+    )
 
 
-def make_views(item: Mapping[str, Any], method: FunctionalMethod, config: FunctionalConfig) -> tuple[PairView, PairView, tuple[float, float] | None]:
+def make_views(
+    item: Mapping[str, Any], method: FunctionalMethod, config: FunctionalConfig
+) -> tuple[PairView, PairView, tuple[float, float] | None]:
     """Prepare both images of ``item``, compute features and part masks. Returns (view1, view2, part IoU)."""
     loaded = [item_image(item, 1), item_image(item, 2)]
     prepared = [prepare_image(image, config.image_size, config.resize) for image in loaded]
@@ -352,33 +451,76 @@ def make_views(item: Mapping[str, Any], method: FunctionalMethod, config: Functi
         in_image = [method.parts(item, 1), method.parts(item, 2)]
         parts = [_to_network(mask, p) for mask, p in zip(in_image, prepared)]
         if not method.parts.is_ground_truth and "part_mask1" in item:
-            iou = tuple(mask_iou(mask & item_object_mask(item, i), torch.as_tensor(item[f"part_mask{i}"]).bool()) for i, mask in ((1, in_image[0]), (2, in_image[1])))
+            iou = tuple(
+                mask_iou(
+                    mask & item_object_mask(item, i), torch.as_tensor(item[f"part_mask{i}"]).bool()
+                )
+                for i, mask in ((1, in_image[0]), (2, in_image[1]))
+            )
     views = tuple(
-        PairView(feat, prep.mask.cpu(), part, prep, max(image.size)) for feat, prep, part, image in zip(features, prepared, parts, loaded)
+        PairView(feat, prep.mask.cpu(), part, prep, max(image.size))
+        for feat, prep, part, image in zip(features, prepared, parts, loaded)
     )
     return views[0], views[1], iou
 
 
-def pair_rankings(view1: PairView, view2: PairView, matcher: DirectionMatcher, config: FunctionalConfig) -> tuple[list[Ranking] | None, list[Ranking] | None]:
+def pair_rankings(
+    view1: PairView, view2: PairView, matcher: DirectionMatcher, config: FunctionalConfig
+) -> tuple[list[Ranking] | None, list[Ranking] | None]:
     """Discovery rankings of both directions from one call per region pair when the matcher
     offers ``rank_pair`` (the regions of 2->1 are those of 1->2 swapped); (None, None) else."""
     rank_pair = getattr(matcher, "rank_pair", None)
     if rank_pair is None:
         return None, None
-    both = [rank_pair(view1, view2, r1, r2) for r1, r2 in discovery_regions(view1, view2, config.min_part_pixels)]
+    both = [
+        rank_pair(view1, view2, r1, r2)
+        for r1, r2 in discovery_regions(view1, view2, config.min_part_pixels)
+    ]
     return [forward for forward, _ in both], [backward for _, backward in both]
 
 
-def evaluate_pair(item: Mapping[str, Any], method: FunctionalMethod, config: FunctionalConfig) -> PairResult:
+def evaluate_pair(
+    item: Mapping[str, Any], method: FunctionalMethod, config: FunctionalConfig
+) -> PairResult:
     """Both directions of one benchmark item (see :class:`funcorr.data.readers.EvalPairs` for the keys)."""
     view1, view2, iou = make_views(item, method, config)
     corr = torch.as_tensor(item["correspondences"]).float()
     if corr.ndim != 3 or corr.shape[1:] != (2, 2):
-        raise InputError(f"Pair {item.get('pair_id')}: correspondences must be (N, 2, 2), got {tuple(corr.shape)}.")
-    common = {"pair_id": str(item.get("pair_id", "")), "function": str(item.get("function", "")), "across_category": bool(item.get("across_category", False))}
-    ranked = pair_rankings(view1, view2, method.matcher, config) if config.discovery and corr.shape[0] else (None, None)
-    forward = evaluate_direction(view1, view2, corr[:, 0], corr[:, 1], method.matcher, config, direction="1->2", ranked=ranked[0], **common)
-    backward = evaluate_direction(view2, view1, corr[:, 1], corr[:, 0], method.matcher, config, direction="2->1", ranked=ranked[1], **common)
+        raise InputError(
+            f"Pair {item.get('pair_id')}: correspondences must be (N, 2, 2), got {tuple(corr.shape)}."
+        )
+    common = {
+        "pair_id": str(item.get("pair_id", "")),
+        "function": str(item.get("function", "")),
+        "across_category": bool(item.get("across_category", False)),
+    }
+    ranked = (
+        pair_rankings(view1, view2, method.matcher, config)
+        if config.discovery and corr.shape[0]
+        else (None, None)
+    )
+    forward = evaluate_direction(
+        view1,
+        view2,
+        corr[:, 0],
+        corr[:, 1],
+        method.matcher,
+        config,
+        direction="1->2",
+        ranked=ranked[0],
+        **common,
+    )
+    backward = evaluate_direction(
+        view2,
+        view1,
+        corr[:, 1],
+        corr[:, 0],
+        method.matcher,
+        config,
+        direction="2->1",
+        ranked=ranked[1],
+        **common,
+    )
     return PairResult((forward, backward), iou)
 
 
@@ -404,7 +546,12 @@ def shard_range(total: int, shard: tuple[int, int] | None) -> range:
     return range(index * total // count, (index + 1) * total // count)
 
 
-def evaluate_functional(pairs: Iterable[Mapping[str, Any]], method: FunctionalMethod, config: FunctionalConfig = FunctionalConfig(), progress: bool = False) -> FunctionalResults:
+def evaluate_functional(
+    pairs: Iterable[Mapping[str, Any]],
+    method: FunctionalMethod,
+    config: FunctionalConfig = FunctionalConfig(),
+    progress: bool = False,
+) -> FunctionalResults:
     """Run the benchmark over any iterable of pair dicts (an ``EvalPairs`` dataset or a list):
     the first ``config.max_pairs`` pairs, or shard ``config.shard`` of them."""
     from tqdm import tqdm
@@ -413,9 +560,16 @@ def evaluate_functional(pairs: Iterable[Mapping[str, Any]], method: FunctionalMe
         pairs = list(pairs)
     total = len(pairs) if config.max_pairs is None else min(len(pairs), config.max_pairs)
     chosen = shard_range(total, config.shard)
-    results = [evaluate_pair(pairs[i], method, config) for i in tqdm(chosen, desc=f"functional {method.name}", unit="pair", disable=not progress)]
+    results = [
+        evaluate_pair(pairs[i], method, config)
+        for i in tqdm(chosen, desc=f"functional {method.name}", unit="pair", disable=not progress)
+    ]
     if not results:
-        raise InputError("The benchmark has no pairs to evaluate." if total == 0 else f"Shard {config.shard[0]}/{config.shard[1]} of {total} pairs is empty.")
+        raise InputError(
+            "The benchmark has no pairs to evaluate."
+            if total == 0
+            else f"Shard {config.shard[0]}/{config.shard[1]} of {total} pairs is empty."
+        )
     return FunctionalResults(method.name, results, config)
 
 
@@ -429,5 +583,3 @@ def _count(mask: torch.Tensor) -> int:
 def _to_network(mask: torch.Tensor, prepared: Prepared) -> torch.Tensor:
     """(H, W) bool in image pixels -> (S, S) bool in network pixels (nearest; never padding)."""
     return (apply_resize(mask.float(), prepared.plan, mode="nearest") > 0.5) & prepared.mask.cpu()
-
-

@@ -15,7 +15,14 @@ import torch
 
 from funcorr.images import ResizePolicy
 from funcorr.model.matcher import Prepared
-from funcorr.model.matching import DEFAULT_BLOCK_ROWS, ImageFeatures, discover, discover_pair, mask_pixels, transfer_points
+from funcorr.model.matching import (
+    DEFAULT_BLOCK_ROWS,
+    ImageFeatures,
+    discover,
+    discover_pair,
+    mask_pixels,
+    transfer_points,
+)
 
 Ranking = tuple[torch.Tensor, torch.Tensor]
 """Source pixels (P, 2) and their matches (P, 2), best first."""
@@ -40,10 +47,14 @@ class PairView:
 class DirectionMatcher(Protocol):
     """How a method matches within one direction. All xy are network pixels."""
 
-    def transfer(self, src: PairView, tgt: PairView, points: torch.Tensor, tgt_region: torch.Tensor) -> torch.Tensor:
+    def transfer(
+        self, src: PairView, tgt: PairView, points: torch.Tensor, tgt_region: torch.Tensor
+    ) -> torch.Tensor:
         """(N, 2) source points -> (N, 2) target points inside ``tgt_region``."""
 
-    def rank(self, src: PairView, tgt: PairView, src_region: torch.Tensor, tgt_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rank(
+        self, src: PairView, tgt: PairView, src_region: torch.Tensor, tgt_region: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Every pixel of ``src_region`` with its match in ``tgt_region``, best first: (P, 2), (P, 2)."""
 
 
@@ -54,18 +65,43 @@ class NearestNeighbourMatcher:
     block_rows: int = DEFAULT_BLOCK_ROWS
     soft_window: float | None = None
 
-    def transfer(self, src: PairView, tgt: PairView, points: torch.Tensor, tgt_region: torch.Tensor) -> torch.Tensor:
-        return transfer_points(src.features, tgt.features, points, tgt_mask=tgt_region, soft_window=self.soft_window, block_rows=self.block_rows).points.cpu()
+    def transfer(
+        self, src: PairView, tgt: PairView, points: torch.Tensor, tgt_region: torch.Tensor
+    ) -> torch.Tensor:
+        return transfer_points(
+            src.features,
+            tgt.features,
+            points,
+            tgt_mask=tgt_region,
+            soft_window=self.soft_window,
+            block_rows=self.block_rows,
+        ).points.cpu()
 
-    def rank(self, src: PairView, tgt: PairView, src_region: torch.Tensor, tgt_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rank(
+        self, src: PairView, tgt: PairView, src_region: torch.Tensor, tgt_region: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # Kept on the features' device: scoring the ranking against the GT runs there too.
-        ranked = discover(src.features, tgt.features, src_mask=src_region, tgt_mask=tgt_region, block_rows=self.block_rows)
+        ranked = discover(
+            src.features,
+            tgt.features,
+            src_mask=src_region,
+            tgt_mask=tgt_region,
+            block_rows=self.block_rows,
+        )
         return ranked.src_xy, ranked.tgt_xy
 
-    def rank_pair(self, first: PairView, second: PairView, first_region: torch.Tensor, second_region: torch.Tensor) -> tuple[Ranking, Ranking]:
+    def rank_pair(
+        self,
+        first: PairView,
+        second: PairView,
+        first_region: torch.Tensor,
+        second_region: torch.Tensor,
+    ) -> tuple[Ranking, Ranking]:
         """:meth:`rank` from first to second and from second to first (regions swapped), from
         two searches instead of four."""
-        forward, backward = discover_pair(first.features, second.features, first_region, second_region, self.block_rows)
+        forward, backward = discover_pair(
+            first.features, second.features, first_region, second_region, self.block_rows
+        )
         return (forward.src_xy, forward.tgt_xy), (backward.src_xy, backward.tgt_xy)
 
 
@@ -86,10 +122,14 @@ class ChanceMatcher:
             raise ValueError("The target region is empty: there is nowhere to transfer to.")
         return candidates[torch.randint(candidates.shape[0], (count,), generator=self.generator)]
 
-    def transfer(self, src: PairView, tgt: PairView, points: torch.Tensor, tgt_region: torch.Tensor) -> torch.Tensor:
+    def transfer(
+        self, src: PairView, tgt: PairView, points: torch.Tensor, tgt_region: torch.Tensor
+    ) -> torch.Tensor:
         return self._random_pixels(tgt_region, points.shape[0])
 
-    def rank(self, src: PairView, tgt: PairView, src_region: torch.Tensor, tgt_region: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rank(
+        self, src: PairView, tgt: PairView, src_region: torch.Tensor, tgt_region: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         src_xy = mask_pixels(src_region.cpu())
         tgt_xy = self._random_pixels(tgt_region, src_xy.shape[0])
         order = torch.randperm(src_xy.shape[0], generator=self.generator)

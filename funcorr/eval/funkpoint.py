@@ -100,7 +100,9 @@ def function_for_action(action: str, nearest: Callable[[str], str] | None = None
             return ACTION_FUNCTIONS[candidate]
     if nearest is not None:
         return nearest(action.replace("_", " "))
-    raise InputError(f"No function is known for FunKPoint action {action!r}; known: {', '.join(ACTION_FUNCTIONS)}.")
+    raise InputError(
+        f"No function is known for FunKPoint action {action!r}; known: {', '.join(ACTION_FUNCTIONS)}."
+    )
 
 
 # --------------------------------------------------------------------------- records
@@ -174,7 +176,9 @@ def _read_rows(root: Path, action_dir: Path, role: Role) -> tuple[FunKPointImage
             if not image.is_file():
                 raise InputError(f"{where}: no image at {image}.")
             category = row.get("object_category") or image.stem
-            images.append(FunKPointImage(action_dir.name, role, category, image, _points(row, where)))
+            images.append(
+                FunKPointImage(action_dir.name, role, category, image, _points(row, where))
+            )
     return tuple(images)
 
 
@@ -189,7 +193,9 @@ def read_funkpoint(root: str | Path, actions: Sequence[str] | None = None) -> li
         wanted = {action_key(a) for a in actions}
         unknown = wanted - {action_key(p.name) for p in found}
         if unknown:
-            raise InputError(f"No action {', '.join(sorted(unknown))} in {root}; found {', '.join(p.name for p in found)}.")
+            raise InputError(
+                f"No action {', '.join(sorted(unknown))} in {root}; found {', '.join(p.name for p in found)}."
+            )
         found = [p for p in found if action_key(p.name) in wanted]
     if not found:
         raise InputError(f"{root} holds no FunKPoint action folder (<Action>/references.csv).")
@@ -198,7 +204,9 @@ def read_funkpoint(root: str | Path, actions: Sequence[str] | None = None) -> li
         references, tests = _read_rows(root, folder, "reference"), _read_rows(root, folder, "test")
         counts = {len(image.points) for image in references + tests}
         if len(counts) != 1:
-            raise InputError(f"{folder}: images label different numbers of points ({sorted(counts)}).")
+            raise InputError(
+                f"{folder}: images label different numbers of points ({sorted(counts)})."
+            )
         result.append(FunKPointAction(folder.name, references, tests))
     return result
 
@@ -218,7 +226,9 @@ class PointScore:
     error: float
 
 
-def normalised_error(predicted: torch.Tensor, truth: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def normalised_error(
+    predicted: torch.Tensor, truth: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
     """Euclidean distance in normalised coordinates between pixel points (N, 2) of an image of
     ``size`` (W, H): each axis divided by its own side. (N,)."""
     scale = predicted.new_tensor(size, dtype=torch.float32)
@@ -233,9 +243,15 @@ def summarise(scores: Sequence[PointScore], alpha: float = 0.1) -> dict[str, Any
     hits = torch.tensor([s.error <= alpha for s in scores], dtype=torch.float64)
     per_action: dict[str, dict[str, Any]] = {}
     for action in sorted({s.action for s in scores}):
-        mine = torch.tensor([s.error <= alpha for s in scores if s.action == action], dtype=torch.float64)
+        mine = torch.tensor(
+            [s.error <= alpha for s in scores if s.action == action], dtype=torch.float64
+        )
         pairs = {(s.reference, s.test) for s in scores if s.action == action}
-        per_action[action] = {"pck": float(mine.mean()), "points": int(mine.numel()), "pairs": len(pairs)}
+        per_action[action] = {
+            "pck": float(mine.mean()),
+            "points": int(mine.numel()),
+            "pairs": len(pairs),
+        }
     return {
         "alpha": alpha,
         "overall": float(hits.mean()),
@@ -262,9 +278,13 @@ def _matcher_transfer(matcher: Any, action: FunKPointAction, config: FunKPointCo
     features = dict(zip(images, matcher.features(prepared)))
     plans = dict(zip(images, (p.plan for p in prepared)))
 
-    def transfer(reference: FunKPointImage, test: FunKPointImage, points: torch.Tensor) -> torch.Tensor:
+    def transfer(
+        reference: FunKPointImage, test: FunKPointImage, points: torch.Tensor
+    ) -> torch.Tensor:
         net = plans[reference].to_net(points)
-        moved = transfer_points(features[reference], features[test], net, soft_window=config.soft_window)
+        moved = transfer_points(
+            features[reference], features[test], net, soft_window=config.soft_window
+        )
         return plans[test].to_orig(moved.points.cpu())
 
     return transfer
@@ -273,7 +293,9 @@ def _matcher_transfer(matcher: Any, action: FunKPointAction, config: FunKPointCo
 def _chance_transfer(seed: int) -> Callable:
     generator = torch.Generator().manual_seed(seed)
 
-    def transfer(reference: FunKPointImage, test: FunKPointImage, points: torch.Tensor) -> torch.Tensor:
+    def transfer(
+        reference: FunKPointImage, test: FunKPointImage, points: torch.Tensor
+    ) -> torch.Tensor:
         w, h = _size(test)
         return torch.rand(points.shape[0], 2, generator=generator) * torch.tensor([w, h]) - 0.5
 
@@ -298,7 +320,12 @@ def evaluate_funkpoint(
     """Transfer every reference's points to every test of its action; ``matcher`` (a
     :class:`funcorr.model.matcher.Matcher`) or None for the uniform-chance baseline."""
     scores = []
-    bar = tqdm(total=sum(len(a.references) * len(a.tests) for a in actions), desc="funkpoint", unit="pair", disable=not progress)
+    bar = tqdm(
+        total=sum(len(a.references) * len(a.tests) for a in actions),
+        desc="funkpoint",
+        unit="pair",
+        disable=not progress,
+    )
     for action in actions:
         if matcher is None:
             transfer = _chance_transfer(seed)
@@ -309,9 +336,13 @@ def evaluate_funkpoint(
             source = reference.pixel_points(_size(reference))
             for test in action.tests:
                 size = _size(test)
-                errors = normalised_error(transfer(reference, test, source), test.pixel_points(size), size)
+                errors = normalised_error(
+                    transfer(reference, test, source), test.pixel_points(size), size
+                )
                 scores += [
-                    PointScore(action.name, reference.path.name, test.path.name, test.category, k, float(e))
+                    PointScore(
+                        action.name, reference.path.name, test.path.name, test.category, k, float(e)
+                    )
                     for k, e in enumerate(errors)
                 ]
                 bar.update(1)

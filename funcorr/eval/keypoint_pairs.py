@@ -58,7 +58,9 @@ class KeypointView:
 
     def points(self) -> torch.Tensor:
         """(K, 2) xy of the keypoints."""
-        return torch.tensor([k.position for k in self.keypoints], dtype=torch.float64).reshape(-1, 2)
+        return torch.tensor([k.position for k in self.keypoints], dtype=torch.float64).reshape(
+            -1, 2
+        )
 
 
 @dataclass(frozen=True)
@@ -103,20 +105,33 @@ def resolve_image(root: Path, name: str, category: str, allow_abs: bool = False)
     if path.is_absolute() and allow_abs:
         if path.is_file():
             return path
-        raise InputError(f"Image {name!r} (an absolute path, allowed by --allow-abs) does not exist.")
+        raise InputError(
+            f"Image {name!r} (an absolute path, allowed by --allow-abs) does not exist."
+        )
     parts = path.parts[1:] if path.is_absolute() else path.parts
     confined(root, Path(*parts) if parts else "", "image path", follow_links=False)
     confined(root, category or ".", "category", follow_links=False)
     tried = []
     for start in range(len(parts)):
         rest = Path(*parts[start:])
-        for base in (root, root / "images", root / "JPEGImages" / category, root / "Images" / category):
+        for base in (
+            root,
+            root / "images",
+            root / "JPEGImages" / category,
+            root / "Images" / category,
+        ):
             candidate = base / rest
             tried.append(candidate)
             if candidate.is_file():
                 return candidate
-    hint = " It is an absolute path, looked up inside the dataset folder: pass --allow-abs to read it where it is." if path.is_absolute() else ""
-    raise InputError(f"Image {name!r} not found under {root} (tried {', '.join(map(str, tried[:4]))}, ...).{hint}")
+    hint = (
+        " It is an absolute path, looked up inside the dataset folder: pass --allow-abs to read it where it is."
+        if path.is_absolute()
+        else ""
+    )
+    raise InputError(
+        f"Image {name!r} not found under {root} (tried {', '.join(map(str, tried[:4]))}, ...).{hint}"
+    )
 
 
 class LazyPairs(Sequence[KeypointPair]):

@@ -42,7 +42,13 @@ from typing import Any, Literal, Protocol
 import torch
 
 from funcorr.backbones.base import FeatureGrid, pixel_to_cell
-from funcorr.eval.keypoint_pairs import KeypointPair, KeypointView, PairType, concept_targets, read_json
+from funcorr.eval.keypoint_pairs import (
+    KeypointPair,
+    KeypointView,
+    PairType,
+    concept_targets,
+    read_json,
+)
 from funcorr.eval.metrics import nanmean, pck_at
 from funcorr.eval.spair import SPAIR_SUPER_CATEGORIES
 from funcorr.images import InputError, LoadedImage, ResizePolicy
@@ -76,9 +82,9 @@ class KeypointMethod(Protocol):
     def open(self, pair: KeypointPair) -> PairContext: ...
 
 
-
-
-def cell_centres_holding(points: torch.Tensor, grid: FeatureGrid, size: tuple[int, int]) -> torch.Tensor:
+def cell_centres_holding(
+    points: torch.Tensor, grid: FeatureGrid, size: tuple[int, int]
+) -> torch.Tensor:
     """Pixel centres of the feature cells that hold ``points`` (N, 2) network xy; duplicates
     removed, order kept. Cell ``j`` spans pixels ``j*s .. j*s+p-1``, centre ``j*s + (p-1)/2``."""
     height, width = size
@@ -103,7 +109,9 @@ class _FeatureContext:
 
     def transfer(self, points: torch.Tensor) -> torch.Tensor:
         net = self.src_prepared.plan.to_net(points.float())
-        moved = transfer_points(self.src, self.tgt, net, soft_window=self.soft_window, block_rows=self.block_rows)
+        moved = transfer_points(
+            self.src, self.tgt, net, soft_window=self.soft_window, block_rows=self.block_rows
+        )
         return self.tgt_prepared.plan.to_orig(moved.points.cpu().float()).double()
 
     def restricted(self, points: torch.Tensor, candidates: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -113,9 +121,13 @@ class _FeatureContext:
         for i, cand in enumerate(candidates):
             if cand.shape[0] == 0:
                 continue
-            centres = cell_centres_holding(self.tgt_prepared.plan.to_net(cand.float()), self.grid, size)
+            centres = cell_centres_holding(
+                self.tgt_prepared.plan.to_net(cand.float()), self.grid, size
+            )
             scores = self.tgt.sample(centres.to(queries.device)) @ queries[i]
-            out[i] = self.tgt_prepared.plan.to_orig(centres[int(scores.argmax())][None].float())[0].double()
+            out[i] = self.tgt_prepared.plan.to_orig(centres[int(scores.argmax())][None].float())[
+                0
+            ].double()
         return out
 
 
@@ -133,10 +145,24 @@ class FeatureKeypointMethod:
     flip: bool = False
 
     @classmethod
-    def from_matcher(cls, matcher: Any, name: str | None = None, soft_window: float | None = None, flip: bool = False) -> FeatureKeypointMethod:
+    def from_matcher(
+        cls,
+        matcher: Any,
+        name: str | None = None,
+        soft_window: float | None = None,
+        flip: bool = False,
+    ) -> FeatureKeypointMethod:
         cfg = matcher.config
         label = name or ("checkpoint" if matcher.head is not None else cfg.backbone)
-        return cls(label, matcher.features, matcher.backbone.grid, cfg.image_size, cfg.resize, soft_window, flip=flip)
+        return cls(
+            label,
+            matcher.features,
+            matcher.backbone.grid,
+            cfg.image_size,
+            cfg.resize,
+            soft_window,
+            flip=flip,
+        )
 
     def open(self, pair: KeypointPair) -> PairContext:
         src = prepare_image(_without_alpha(pair.source.load()), self.image_size, self.resize)
@@ -147,7 +173,9 @@ class FeatureKeypointMethod:
             # One batch with the mirrored target; its answers are mapped back (funcorr.model.flip).
             src_feat, tgt_feat, mirrored = self.features([src, tgt, mirrored_prepared(tgt)])
             tgt_feat, _ = choose_orientation(src_feat, tgt_feat, unmirror(mirrored, tgt_feat.mask))
-        return _FeatureContext(src_feat, tgt_feat, src, tgt, self.grid, self.soft_window, self.block_rows)
+        return _FeatureContext(
+            src_feat, tgt_feat, src, tgt, self.grid, self.soft_window, self.block_rows
+        )
 
 
 def _without_alpha(image: LoadedImage) -> LoadedImage:
@@ -162,15 +190,21 @@ class _ChanceContext:
 
     def transfer(self, points: torch.Tensor) -> torch.Tensor:
         left, top, right, bottom = self.region
-        xs = torch.randint(math.ceil(left), math.floor(right) + 1, (points.shape[0],), generator=self.generator)
-        ys = torch.randint(math.ceil(top), math.floor(bottom) + 1, (points.shape[0],), generator=self.generator)
+        xs = torch.randint(
+            math.ceil(left), math.floor(right) + 1, (points.shape[0],), generator=self.generator
+        )
+        ys = torch.randint(
+            math.ceil(top), math.floor(bottom) + 1, (points.shape[0],), generator=self.generator
+        )
         return torch.stack([xs, ys], dim=-1).double()
 
     def restricted(self, points: torch.Tensor, candidates: Sequence[torch.Tensor]) -> torch.Tensor:
         out = torch.full((points.shape[0], 2), math.nan, dtype=torch.float64)
         for i, cand in enumerate(candidates):
             if cand.shape[0]:
-                out[i] = cand[int(torch.randint(cand.shape[0], (1,), generator=self.generator))].double()
+                out[i] = cand[
+                    int(torch.randint(cand.shape[0], (1,), generator=self.generator))
+                ].double()
         return out
 
 
@@ -217,7 +251,9 @@ class PairScores:
     errors: dict[str, torch.Tensor]
     reference_length: dict[str, float]
 
-    def pck(self, task: str, alpha: float, reference: ThresholdReference, strict: bool = False) -> float:
+    def pck(
+        self, task: str, alpha: float, reference: ThresholdReference, strict: bool = False
+    ) -> float:
         return pck_at(self.errors[task], alpha * self.reference_length[reference], strict=strict)
 
 
@@ -242,7 +278,9 @@ def _image_size(view: KeypointView) -> tuple[int, int]:
         return im.size
 
 
-def score_pair(pair: KeypointPair, method: KeypointMethod, tasks: Sequence[Task] = TASKS) -> PairScores:
+def score_pair(
+    pair: KeypointPair, method: KeypointMethod, tasks: Sequence[Task] = TASKS
+) -> PairScores:
     """Errors of one pair for each task that the pair's annotations define."""
     context = method.open(pair)
     src_all, tgt_all = pair.source.points(), pair.target.points()
@@ -251,17 +289,33 @@ def score_pair(pair: KeypointPair, method: KeypointMethod, tasks: Sequence[Task]
     if "soc" in tasks:
         s_idx = [m.source_indices[0] for m in pair.semantic_matches]
         t_idx = [m.target_indices[0] for m in pair.semantic_matches]
-        errors["soc"] = (predicted[s_idx] - tgt_all[t_idx]).norm(dim=-1) if s_idx else torch.zeros(0, dtype=torch.float64)
+        errors["soc"] = (
+            (predicted[s_idx] - tgt_all[t_idx]).norm(dim=-1)
+            if s_idx
+            else torch.zeros(0, dtype=torch.float64)
+        )
     valid = concept_targets(pair)
     if "cc" in tasks and valid:
-        errors["cc"] = torch.stack([(tgt_all[list(t)] - predicted[s]).norm(dim=-1).min() for s, t in sorted(valid.items())])
+        errors["cc"] = torch.stack(
+            [(tgt_all[list(t)] - predicted[s]).norm(dim=-1).min() for s, t in sorted(valid.items())]
+        )
     if "soc_geo" in tasks and valid:
-        queries = [(m.source_indices[0], m.target_indices[0]) for m in pair.semantic_matches if m.target_indices[0] in valid.get(m.source_indices[0], ())]
+        queries = [
+            (m.source_indices[0], m.target_indices[0])
+            for m in pair.semantic_matches
+            if m.target_indices[0] in valid.get(m.source_indices[0], ())
+        ]
         if queries:
-            restricted = context.restricted(src_all[[s for s, _ in queries]], [tgt_all[list(valid[s])] for s, _ in queries])
+            restricted = context.restricted(
+                src_all[[s for s, _ in queries]], [tgt_all[list(valid[s])] for s, _ in queries]
+            )
             errors["soc_geo"] = (restricted - tgt_all[[t for _, t in queries]]).norm(dim=-1)
     # A pair across categories is Cross-SOC whatever folder it came from.
-    pair_type: PairType = "cross" if pair.pair_type == "cross" or pair.source.category != pair.target.category else "intra"
+    pair_type: PairType = (
+        "cross"
+        if pair.pair_type == "cross" or pair.source.category != pair.target.category
+        else "intra"
+    )
     return PairScores(pair.pair_id, pair_type, pair.group, errors, reference_lengths(pair))
 
 
@@ -275,12 +329,39 @@ class KeypointResults:
     config: KeypointConfig
     super_categories: Mapping[str, str] = field(default_factory=dict)
 
-    def pck(self, task: str, alpha: float, reference: ThresholdReference, pair_type: PairType | None = None) -> dict[str, Any]:
+    def pck(
+        self,
+        task: str,
+        alpha: float,
+        reference: ThresholdReference,
+        pair_type: PairType | None = None,
+    ) -> dict[str, Any]:
         """Per-point, per-image and per-category PCK (fractions) plus per-(super-)category means."""
-        chosen = [p for p in self.pairs if task in p.errors and p.errors[task].numel() and (pair_type is None or p.pair_type == pair_type)]
+        chosen = [
+            p
+            for p in self.pairs
+            if task in p.errors
+            and p.errors[task].numel()
+            and (pair_type is None or p.pair_type == pair_type)
+        ]
         if not chosen:
-            return {"per_point": math.nan, "per_image": math.nan, "per_category": math.nan, "points": 0, "pairs": 0, "categories": {}, "super_categories": {}}
-        correct = torch.cat([p.errors[task] <= alpha * p.reference_length[reference] if not self.config.strict else p.errors[task] < alpha * p.reference_length[reference] for p in chosen])
+            return {
+                "per_point": math.nan,
+                "per_image": math.nan,
+                "per_category": math.nan,
+                "points": 0,
+                "pairs": 0,
+                "categories": {},
+                "super_categories": {},
+            }
+        correct = torch.cat(
+            [
+                p.errors[task] <= alpha * p.reference_length[reference]
+                if not self.config.strict
+                else p.errors[task] < alpha * p.reference_length[reference]
+                for p in chosen
+            ]
+        )
         per_pair = [p.pck(task, alpha, reference, self.config.strict) for p in chosen]
         by_category: dict[str, list[float]] = defaultdict(list)
         for p, value in zip(chosen, per_pair):
@@ -296,7 +377,9 @@ class KeypointResults:
             "points": int(correct.numel()),
             "pairs": len(chosen),
             "categories": categories,
-            "super_categories": {s: nanmean(v) for s, v in sorted(by_super.items())} if self.super_categories else {},
+            "super_categories": {s: nanmean(v) for s, v in sorted(by_super.items())}
+            if self.super_categories
+            else {},
         }
 
     def pair_types(self) -> list[PairType]:
@@ -309,14 +392,24 @@ class KeypointResults:
             for task in self.config.tasks:
                 name = task_label(task, pair_type)
                 results[name] = {
-                    reference: {f"{alpha:g}": self.pck(task, alpha, reference, pair_type) for alpha in self.config.alphas} for reference in REFERENCES
+                    reference: {
+                        f"{alpha:g}": self.pck(task, alpha, reference, pair_type)
+                        for alpha in self.config.alphas
+                    }
+                    for reference in REFERENCES
                 }
         return {
             "method": self.method,
             "dataset": self.dataset,
             "results": results,
             "per_pair": [
-                {"pair_id": p.pair_id, "pair_type": p.pair_type, "category": p.category, "reference_length": p.reference_length, "errors_px": {t: e.tolist() for t, e in p.errors.items()}}
+                {
+                    "pair_id": p.pair_id,
+                    "pair_type": p.pair_type,
+                    "category": p.category,
+                    "reference_length": p.reference_length,
+                    "errors_px": {t: e.tolist() for t, e in p.errors.items()},
+                }
                 for p in self.pairs
             ],
         }
@@ -328,25 +421,49 @@ def task_label(task: str, pair_type: str) -> str:
     return ("Cross-" if pair_type == "cross" else "") + names.get(task, task)
 
 
-def evaluate_keypoints(pairs: Sequence[KeypointPair], method: KeypointMethod, config: KeypointConfig = KeypointConfig(), dataset: str = "", super_categories: Mapping[str, str] | None = None, progress: bool = False) -> KeypointResults:
+def evaluate_keypoints(
+    pairs: Sequence[KeypointPair],
+    method: KeypointMethod,
+    config: KeypointConfig = KeypointConfig(),
+    dataset: str = "",
+    super_categories: Mapping[str, str] | None = None,
+    progress: bool = False,
+) -> KeypointResults:
     """Score every pair (up to ``config.max_pairs``) and keep the per-pair errors."""
     from tqdm import tqdm
 
     count = len(pairs) if config.max_pairs is None else min(len(pairs), config.max_pairs)
     if count == 0:
         raise InputError("The keypoint benchmark has no pairs to evaluate.")
-    scores = [score_pair(pairs[i], method, config.tasks) for i in tqdm(range(count), desc=f"keypoints {method.name}", unit="pair", disable=not progress)]
+    scores = [
+        score_pair(pairs[i], method, config.tasks)
+        for i in tqdm(
+            range(count), desc=f"keypoints {method.name}", unit="pair", disable=not progress
+        )
+    ]
     return KeypointResults(method.name, dataset, scores, config, dict(super_categories or {}))
 
 
-def chance_pck(pairs: Sequence[KeypointPair], alpha: float = 0.1, reference: ThresholdReference = "bbox", seeds: Sequence[int] = tuple(range(20)), task: Task = "soc") -> dict[str, float]:
+def chance_pck(
+    pairs: Sequence[KeypointPair],
+    alpha: float = 0.1,
+    reference: ThresholdReference = "bbox",
+    seeds: Sequence[int] = tuple(range(20)),
+    task: Task = "soc",
+) -> dict[str, float]:
     """Chance level (random pixel in the target bbox), per point and per image, averaged over seeds."""
     per_point, per_image = [], []
     for seed in seeds:
-        summary = evaluate_keypoints(pairs, ChanceKeypointMethod(seed), KeypointConfig(alphas=(alpha,), tasks=(task,))).pck(task, alpha, reference)
+        summary = evaluate_keypoints(
+            pairs, ChanceKeypointMethod(seed), KeypointConfig(alphas=(alpha,), tasks=(task,))
+        ).pck(task, alpha, reference)
         per_point.append(summary["per_point"])
         per_image.append(summary["per_image"])
-    return {"per_point": sum(per_point) / len(per_point), "per_image": sum(per_image) / len(per_image), "seeds": len(seeds)}
+    return {
+        "per_point": sum(per_point) / len(per_point),
+        "per_image": sum(per_image) / len(per_image),
+        "seeds": len(seeds),
+    }
 
 
 def load_super_categories(path: str | Path | None, dataset: str) -> dict[str, str]:

@@ -64,11 +64,17 @@ class MCQuestion:
 
     def __post_init__(self) -> None:
         if len(self.candidates) != len(LETTERS):
-            raise InputError(f"Question {self.question_id}: {len(LETTERS)} candidates are needed, got {len(self.candidates)}.")
+            raise InputError(
+                f"Question {self.question_id}: {len(LETTERS)} candidates are needed, got {len(self.candidates)}."
+            )
         if self.answer not in LETTERS:
-            raise InputError(f"Question {self.question_id}: answer must be one of {LETTERS}, got {self.answer!r}.")
+            raise InputError(
+                f"Question {self.question_id}: answer must be one of {LETTERS}, got {self.answer!r}."
+            )
         if self.mode != "description" and (self.source_image is None or self.query_point is None):
-            raise InputError(f"Question {self.question_id}: mode {self.mode} needs a source image and query point.")
+            raise InputError(
+                f"Question {self.question_id}: mode {self.mode} needs a source image and query point."
+            )
         if self.mode != "visual" and not self.description:
             raise InputError(f"Question {self.question_id}: mode {self.mode} needs a description.")
 
@@ -78,7 +84,12 @@ def describe(keypoint_name: str, category: str) -> str:
     return f"the {keypoint_name.replace('_', ' ').replace('-', ' ').strip()} of the {category.replace('_', ' ')}"
 
 
-def questions_from_pairs(pairs: Iterable[KeypointPair], mode: QueryMode, seed: int = 0, descriptions: Mapping[str, str] | None = None) -> list[MCQuestion]:
+def questions_from_pairs(
+    pairs: Iterable[KeypointPair],
+    mode: QueryMode,
+    seed: int = 0,
+    descriptions: Mapping[str, str] | None = None,
+) -> list[MCQuestion]:
     """Build questions from keypoint pairs: for every semantic match whose target has >= 4
     keypoints, the true target keypoint plus three distractors, same-concept keypoints first
     (the hard negatives SOC is about), in a seeded random order."""
@@ -93,10 +104,15 @@ def questions_from_pairs(pairs: Iterable[KeypointPair], mode: QueryMode, seed: i
             s, t = match.source_indices[0], match.target_indices[0]
             hard = [i for i in same_concept.get(s, ()) if i != t]
             easy = [i for i in range(len(targets)) if i != t and i not in hard]
-            distractors = ([hard[i] for i in torch.randperm(len(hard), generator=gen)] + [easy[i] for i in torch.randperm(len(easy), generator=gen)])[:3]
+            distractors = (
+                [hard[i] for i in torch.randperm(len(hard), generator=gen)]
+                + [easy[i] for i in torch.randperm(len(easy), generator=gen)]
+            )[:3]
             order = [[t, *distractors][i] for i in torch.randperm(len(LETTERS), generator=gen)]
             source_kp = pair.source.keypoints[s]
-            description = (descriptions or {}).get(source_kp.name) or describe(source_kp.name, pair.source.category)
+            description = (descriptions or {}).get(source_kp.name) or describe(
+                source_kp.name, pair.source.category
+            )
             questions.append(
                 MCQuestion(
                     question_id=f"{pair.pair_id}-{source_kp.name}",
@@ -128,7 +144,9 @@ def circular(question: MCQuestion) -> list[MCQuestion]:
                 question,
                 question_id=f"{question.question_id}-r{shift}",
                 candidates=tuple(question.candidates[i] for i in order),
-                candidate_concepts=tuple(question.candidate_concepts[i] for i in order) if question.candidate_concepts else (),
+                candidate_concepts=tuple(question.candidate_concepts[i] for i in order)
+                if question.candidate_concepts
+                else (),
                 answer=LETTERS[order.index(right)],
             )
         )
@@ -138,22 +156,40 @@ def circular(question: MCQuestion) -> list[MCQuestion]:
 # --------------------------------------------------------------------------- prompts
 
 
-def draw_markers(image: Image.Image, points: Sequence[tuple[float, float]], labels: Sequence[str] | None, colour: tuple[int, int, int]) -> Image.Image:
+def draw_markers(
+    image: Image.Image,
+    points: Sequence[tuple[float, float]],
+    labels: Sequence[str] | None,
+    colour: tuple[int, int, int],
+) -> Image.Image:
     """A copy of ``image`` with a filled dot (and a label) at each point; sizes scale with the image."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     radius = max(4, round(max(out.size) / 90))
     for i, (x, y) in enumerate(points):
-        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour, outline=(255, 255, 255), width=max(1, radius // 3))
+        draw.ellipse(
+            [x - radius, y - radius, x + radius, y + radius],
+            fill=colour,
+            outline=(255, 255, 255),
+            width=max(1, radius // 3),
+        )
         if labels:
-            draw.text((x + radius + 2, y - 2 * radius), labels[i], fill=colour, stroke_width=2, stroke_fill=(255, 255, 255))
+            draw.text(
+                (x + radius + 2, y - 2 * radius),
+                labels[i],
+                fill=colour,
+                stroke_width=2,
+                stroke_fill=(255, 255, 255),
+            )
     return out
 
 
 def _data_url(image: Image.Image, max_side: int) -> str:
     if max(image.size) > max_side:
         scale = max_side / max(image.size)
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BICUBIC)
+        image = image.resize(
+            (round(image.width * scale), round(image.height * scale)), Image.BICUBIC
+        )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -183,7 +219,9 @@ def build_messages(question: MCQuestion, max_side: int = 768) -> list[dict[str, 
     if question.mode != "description":
         with Image.open(question.source_image) as source:
             source_marked = draw_markers(source, [question.query_point], None, (230, 30, 30))
-        content.append({"type": "image_url", "image_url": {"url": _data_url(source_marked, max_side)}})
+        content.append(
+            {"type": "image_url", "image_url": {"url": _data_url(source_marked, max_side)}}
+        )
     content.append({"type": "image_url", "image_url": {"url": _data_url(target_marked, max_side)}})
     return [{"role": "user", "content": content}]
 
@@ -197,7 +235,11 @@ def parse_choice(text: str | None) -> str:
     Explicit forms first (``\\boxed{B}``, "final answer: B", "the answer is B"), then a single
     distinct standalone letter, then a letter that opens the reply."""
     text = text or ""
-    for pattern in (rf"\\boxed\s*{{\s*{_ANSWER}\s*}}", rf"final\s+answer\s*(?:is|:)?\s*\$?\s*{_ANSWER}(?![A-Za-z0-9])", rf"answer\s+is\s*:?\s*\(?{_ANSWER}(?![A-Za-z0-9])"):
+    for pattern in (
+        rf"\\boxed\s*{{\s*{_ANSWER}\s*}}",
+        rf"final\s+answer\s*(?:is|:)?\s*\$?\s*{_ANSWER}(?![A-Za-z0-9])",
+        rf"answer\s+is\s*:?\s*\(?{_ANSWER}(?![A-Za-z0-9])",
+    ):
         found = re.findall(pattern, text, flags=re.IGNORECASE)
         if found:
             return found[-1].upper()
@@ -236,7 +278,12 @@ class OpenAIChatClient:
         import httpx
 
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens, "temperature": self.temperature}
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
         url = self.base_url.rstrip("/") + "/chat/completions"
         for attempt in range(self.retries + 1):
             try:
@@ -251,9 +298,13 @@ class OpenAIChatClient:
                     raise InputError(f"Cannot reach the LVLM endpoint {url}: {err}") from err
                 time.sleep(0.5 * 2**attempt)
             except httpx.HTTPStatusError as err:
-                raise InputError(f"The LVLM endpoint {url} answered {err.response.status_code}: {err.response.text[:200]}") from err
+                raise InputError(
+                    f"The LVLM endpoint {url} answered {err.response.status_code}: {err.response.text[:200]}"
+                ) from err
             except (KeyError, IndexError, ValueError) as err:
-                raise InputError(f"The LVLM endpoint {url} did not return an OpenAI chat completion: {err}") from err
+                raise InputError(
+                    f"The LVLM endpoint {url} did not return an OpenAI chat completion: {err}"
+                ) from err
         raise AssertionError("unreachable")
 
     def check_reachable(self) -> None:
@@ -303,7 +354,11 @@ class RandomPlusPlusAnswerer:
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def __call__(self, question: MCQuestion) -> str:
-        allowed = [i for i, c in enumerate(question.candidate_concepts) if question.query_concept is not None and c == question.query_concept]
+        allowed = [
+            i
+            for i, c in enumerate(question.candidate_concepts)
+            if question.query_concept is not None and c == question.query_concept
+        ]
         allowed = allowed or list(range(len(LETTERS)))
         return LETTERS[allowed[int(torch.randint(len(allowed), (1,), generator=self.generator))]]
 
@@ -333,7 +388,11 @@ class LVLMResults:
 
     @property
     def average_accuracy(self) -> float:
-        return sum(r.correct for r in self.records) / len(self.records) if self.records else float("nan")
+        return (
+            sum(r.correct for r in self.records) / len(self.records)
+            if self.records
+            else float("nan")
+        )
 
     @property
     def circular_accuracy(self) -> float:
@@ -364,17 +423,33 @@ class LVLMResults:
         }
 
 
-def evaluate_lvlm(questions: Sequence[MCQuestion], answerer: Answerer, circular_eval: bool = True, progress: bool = False) -> LVLMResults:
+def evaluate_lvlm(
+    questions: Sequence[MCQuestion],
+    answerer: Answerer,
+    circular_eval: bool = True,
+    progress: bool = False,
+) -> LVLMResults:
     """Ask every question (each rotation when ``circular_eval``) and score the parsed replies."""
     from tqdm import tqdm
 
     if not questions:
-        raise InputError("No multiple-choice questions to ask (need pairs whose target has >= 4 keypoints).")
+        raise InputError(
+            "No multiple-choice questions to ask (need pairs whose target has >= 4 keypoints)."
+        )
     asked = [r for q in questions for r in (circular(q) if circular_eval else [q])]
     records = []
     for question in tqdm(asked, desc=f"lvlm {answerer.name}", unit="q", disable=not progress):
         reply = answerer(question)
-        records.append(AnswerRecord(question.question_id, question.group_id, question.category, question.answer, reply, parse_choice(reply)))
+        records.append(
+            AnswerRecord(
+                question.question_id,
+                question.group_id,
+                question.category,
+                question.answer,
+                reply,
+                parse_choice(reply),
+            )
+        )
     modes = sorted({q.mode for q in questions})
     return LVLMResults(answerer.name, ",".join(modes), records)
 
@@ -385,7 +460,11 @@ def read_questions(path: str | Path) -> list[MCQuestion]:
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     try:
-        rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
     except json.JSONDecodeError as err:
         raise InputError(f"{path} is not JSON or JSONL: {err}") from err
     out = []

@@ -59,7 +59,9 @@ def normalised_distance(distances: torch.Tensor, side: int = REFERENCE_SIDE) -> 
     return float(distances.double().mean() / (side - 1))
 
 
-def nearest_target_distances(predicted: torch.Tensor, targets: Sequence[torch.Tensor]) -> torch.Tensor:
+def nearest_target_distances(
+    predicted: torch.Tensor, targets: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Distance from each prediction to the closest of its valid targets (one-to-many matches,
     SOCO's concept correspondence). predicted: (N, 2); targets[i]: (K_i, 2), K_i >= 1. -> (N,)."""
     if predicted.shape[0] != len(targets):
@@ -94,7 +96,9 @@ def discovery_hits(
     """Match ranked predictions (P, 2) + (P, 2) against GT pairs (G, 2) + (G, 2) at ``threshold`` px
     (``tgt_threshold`` on the target side when the images differ in size; default the same)."""
     tgt_threshold = threshold if tgt_threshold is None else tgt_threshold
-    return discovery_hits_at(src_xy, tgt_xy, gt_src, gt_tgt, (1.0,), threshold, tgt_threshold, block_rows)[0]
+    return discovery_hits_at(
+        src_xy, tgt_xy, gt_src, gt_tgt, (1.0,), threshold, tgt_threshold, block_rows
+    )[0]
 
 
 def discovery_hits_at(
@@ -199,7 +203,9 @@ def precision_recall(hits: DiscoveryHits, percents: Sequence[int] = CUTOFF_PERCE
 def f1_scores(precision: torch.Tensor, recall: torch.Tensor) -> torch.Tensor:
     """Harmonic mean per cutoff; 0 where precision + recall is 0."""
     total = precision + recall
-    return torch.where(total > 0, 2 * precision * recall / total.clamp(min=1e-300), torch.zeros_like(total))
+    return torch.where(
+        total > 0, 2 * precision * recall / total.clamp(min=1e-300), torch.zeros_like(total)
+    )
 
 
 def average_precision(precision: torch.Tensor, recall: torch.Tensor) -> float:

@@ -61,7 +61,9 @@ class HeadParts:
         return prepared.plan.mask_to_orig(mask.cpu())
 
 
-def load_part_predictor(spec: str | None, features: MatcherFeatures | None = None) -> PartPredictor | None:
+def load_part_predictor(
+    spec: str | None, features: MatcherFeatures | None = None
+) -> PartPredictor | None:
     """``none`` | ``gt`` | ``head`` | ``folder:DIR`` | ``package.module:factory`` (a callable
     returning a :class:`PartPredictor`)."""
     if spec is None or spec == "none":
@@ -91,7 +93,11 @@ def item_object_mask(item: Mapping[str, Any], index: int) -> torch.Tensor:
     """(H, W) bool object mask of image ``index`` of a benchmark item (all True without one)."""
     mask = item.get(f"mask{index}")
     image = torch.as_tensor(item[f"image{index}"])
-    return torch.ones(image.shape[1:], dtype=torch.bool) if mask is None else torch.as_tensor(mask).bool()
+    return (
+        torch.ones(image.shape[1:], dtype=torch.bool)
+        if mask is None
+        else torch.as_tensor(mask).bool()
+    )
 
 
 def item_image(item: Mapping[str, Any], index: int) -> LoadedImage:

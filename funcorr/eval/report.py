@@ -81,7 +81,9 @@ def _json_safe(value: Any) -> Any:
 
 def write_json(path: Path, document: dict[str, Any]) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.write_text(
+            json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
     return path
 
 
@@ -102,7 +104,10 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub Markdown table; columns holding only numbers (or ``–``) are right-aligned."""
     numeric = [bool(rows) and all(_is_number(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" ---: " if numeric[i] else " --- " for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(" ---: " if numeric[i] else " --- " for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -116,11 +121,19 @@ def _is_number(text: str) -> bool:
 
 
 def percent(value: float | None) -> str:
-    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+    return (
+        MISSING
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{100 * value:.1f}"
+    )
 
 
 def fraction(value: float | None) -> str:
-    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+    return (
+        MISSING
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.3f}"
+    )
 
 
 # --------------------------------------------------------------------------- tables
@@ -137,14 +150,29 @@ def functional_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], li
             summary = results["summary"].get(split) or {}
             if not summary.get("pair_directions"):
                 continue
-            cells = [fraction(summary.get(key)) if key == "norm_dist" else percent(summary.get(key)) for key, _ in columns]
+            cells = [
+                fraction(summary.get(key)) if key == "norm_dist" else percent(summary.get(key))
+                for key, _ in columns
+            ]
             rows.append([results["method"], split, str(summary["pair_directions"] // 2), *cells])
     return header, rows
 
 
 def keypoint_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Rows per method, dataset, task and alpha: PCK with bbox and image thresholds."""
-    header = ["Method", "Dataset", "Task", "α", "Pairs", "Points", "bbox per-image", "bbox per-point", "bbox per-category", "image per-image", "image per-point"]
+    header = [
+        "Method",
+        "Dataset",
+        "Task",
+        "α",
+        "Pairs",
+        "Points",
+        "bbox per-image",
+        "bbox per-point",
+        "bbox per-category",
+        "image per-image",
+        "image per-point",
+    ]
     rows = []
     for doc in documents:
         results = doc["results"]
@@ -153,24 +181,50 @@ def keypoint_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], list
                 image = by_reference["image"][alpha]
                 if not bbox.get("pairs"):
                     continue
-                rows.append([
-                    results["method"], results["dataset"], task, alpha, str(bbox["pairs"]), str(bbox["points"]),
-                    percent(bbox["per_image"]), percent(bbox["per_point"]), percent(bbox["per_category"]),
-                    percent(image["per_image"]), percent(image["per_point"]),
-                ])
+                rows.append(
+                    [
+                        results["method"],
+                        results["dataset"],
+                        task,
+                        alpha,
+                        str(bbox["pairs"]),
+                        str(bbox["points"]),
+                        percent(bbox["per_image"]),
+                        percent(bbox["per_point"]),
+                        percent(bbox["per_category"]),
+                        percent(image["per_image"]),
+                        percent(image["per_point"]),
+                    ]
+                )
     return header, rows
 
 
-def super_category_table(documents: Sequence[dict[str, Any]], alpha: str = "0.1") -> tuple[list[str], list[list[str]]]:
+def super_category_table(
+    documents: Sequence[dict[str, Any]], alpha: str = "0.1"
+) -> tuple[list[str], list[list[str]]]:
     """Per-super-category PCK@alpha (bbox, per-category mean within each super-category)."""
-    groups = sorted({s for doc in documents for task in doc["results"]["results"].values() for s in (task["bbox"].get(alpha) or {}).get("super_categories", {})})
+    groups = sorted(
+        {
+            s
+            for doc in documents
+            for task in doc["results"]["results"].values()
+            for s in (task["bbox"].get(alpha) or {}).get("super_categories", {})
+        }
+    )
     header = ["Method", "Dataset", "Task", *groups]
     rows = []
     for doc in documents:
         for task, by_reference in doc["results"]["results"].items():
             supers = (by_reference["bbox"].get(alpha) or {}).get("super_categories") or {}
             if supers:
-                rows.append([doc["results"]["method"], doc["results"]["dataset"], task, *(percent(supers.get(g)) for g in groups)])
+                rows.append(
+                    [
+                        doc["results"]["method"],
+                        doc["results"]["dataset"],
+                        task,
+                        *(percent(supers.get(g)) for g in groups),
+                    ]
+                )
     return header, rows
 
 
@@ -182,14 +236,30 @@ def funkpoint_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], lis
     for doc in documents:
         r = doc["results"]
         cells = [percent((r["per_action"].get(a) or {}).get("pck")) for a in actions]
-        rows.append([r["method"], f"{r['alpha']:g}", str(r["points"]), percent(r["overall"]), percent(r["action_mean"]), *cells])
+        rows.append(
+            [
+                r["method"],
+                f"{r['alpha']:g}",
+                str(r["points"]),
+                percent(r["overall"]),
+                percent(r["action_mean"]),
+                *cells,
+            ]
+        )
     return header, rows
 
 
 def lvlm_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["Method", "Query", "Questions", "Avg. accuracy ↑", "Circular accuracy ↑", "Unparsed"]
     rows = [
-        [r["method"], r["mode"], str(r["questions"]), percent(r["average_accuracy"]), percent(r["circular_accuracy"]), str(r["unparsed_replies"])]
+        [
+            r["method"],
+            r["mode"],
+            str(r["questions"]),
+            percent(r["average_accuracy"]),
+            percent(r["circular_accuracy"]),
+            str(r["unparsed_replies"]),
+        ]
         for r in (doc["results"] for doc in documents)
     ]
     return header, rows
@@ -198,7 +268,9 @@ def lvlm_table(documents: Sequence[dict[str, Any]]) -> tuple[list[str], list[lis
 # --------------------------------------------------------------------------- plots
 
 
-def plot_pr_curves(documents: Sequence[dict[str, Any]], path: Path, thresholds: Sequence[str] | None = None) -> Path | None:
+def plot_pr_curves(
+    documents: Sequence[dict[str, Any]], path: Path, thresholds: Sequence[str] | None = None
+) -> Path | None:
     """Mean precision-recall curves (one panel per threshold, one line per method and split;
     default thresholds: :func:`shown_thresholds`)."""
     thresholds = shown_thresholds(documents) if thresholds is None else thresholds
@@ -216,9 +288,20 @@ def plot_pr_curves(documents: Sequence[dict[str, Any]], path: Path, thresholds: 
             for split, style in (("within", "-"), ("across", "--")):
                 curve = (doc["results"]["pr_curves"].get(split) or {}).get(threshold)
                 if curve:
-                    ax.plot(curve["recall"], curve["precision"], style, label=f"{doc['results']['method']} ({split})")
+                    ax.plot(
+                        curve["recall"],
+                        curve["precision"],
+                        style,
+                        label=f"{doc['results']['method']} ({split})",
+                    )
                     drawn = True
-        ax.set(title=f"Discovery @ {threshold} px", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+        ax.set(
+            title=f"Discovery @ {threshold} px",
+            xlabel="recall",
+            ylabel="precision",
+            xlim=(0, 1),
+            ylim=(0, 1.02),
+        )
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
@@ -238,10 +321,17 @@ def write_outputs(document: dict[str, Any], out_dir: Path, stem: str) -> list[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     document = _json_safe(document)
     written = [write_json(out_dir / f"{stem}.json", document)]
-    tables = {"functional": functional_table, "keypoints": keypoint_table, "funkpoint": funkpoint_table, "lvlm": lvlm_table}
+    tables = {
+        "functional": functional_table,
+        "keypoints": keypoint_table,
+        "funkpoint": funkpoint_table,
+        "lvlm": lvlm_table,
+    }
     header, rows = tables[document["kind"]]([document])
     written.append(write_csv(out_dir / f"{stem}.csv", header, rows))
-    body = f"# {document['kind']}: {document['results']['method']}\n\n" + markdown_table(header, rows)
+    body = f"# {document['kind']}: {document['results']['method']}\n\n" + markdown_table(
+        header, rows
+    )
     if document["kind"] == "functional":
         plot = plot_pr_curves([document], out_dir / f"{stem}_pr.png")
         if plot is not None:
@@ -290,7 +380,11 @@ def load_documents(paths: Sequence[Path]) -> list[dict[str, Any]]:
             doc = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
-        if isinstance(doc, dict) and doc.get("kind") in ("functional", "keypoints", "funkpoint", "lvlm") and "results" in doc:
+        if (
+            isinstance(doc, dict)
+            and doc.get("kind") in ("functional", "keypoints", "funkpoint", "lvlm")
+            and "results" in doc
+        ):
             doc["_path"] = str(file)
             documents.append(doc)
     if not documents:
@@ -301,7 +395,11 @@ def load_documents(paths: Sequence[Path]) -> list[dict[str, Any]]:
 def _run_key(document: dict[str, Any]) -> str:
     """What identifies a run across its shards: method and configuration, shard and output
     names aside."""
-    config = {k: v for k, v in document.get("config", {}).items() if k not in ("shard", "out", "name", "_path")}
+    config = {
+        k: v
+        for k, v in document.get("config", {}).items()
+        if k not in ("shard", "out", "name", "_path")
+    }
     if isinstance(config.get("protocol"), dict):
         config["protocol"] = {k: v for k, v in config["protocol"].items() if k != "shard"}
     return json.dumps([document["results"]["method"], config], sort_keys=True, default=str)
@@ -322,8 +420,15 @@ def merge_shards(documents: Sequence[dict[str, Any]], out_dir: Path) -> list[dic
     for shards in groups.values():
         record = merge_records([d["results"] for d in shards])
         config = {k: v for k, v in shards[0]["config"].items() if k != "shard"}
-        config["merged_from"] = [d["_path"] for d in sorted(shards, key=lambda d: d["results"]["shard"])]
-        merged = {"kind": "functional", "config": config, "environment": shards[0].get("environment", {}), "results": record}
+        config["merged_from"] = [
+            d["_path"] for d in sorted(shards, key=lambda d: d["results"]["shard"])
+        ]
+        merged = {
+            "kind": "functional",
+            "config": config,
+            "environment": shards[0].get("environment", {}),
+            "results": record,
+        }
         stem = "".join(c if c.isalnum() or c in "_.+-" else "-" for c in record["method"])
         merged["_path"] = str(write_json(out_dir / f"functional_{stem}_merged.json", merged))
         merged_at[id(shards[0])] = merged
@@ -332,12 +437,17 @@ def merge_shards(documents: Sequence[dict[str, Any]], out_dir: Path) -> list[dic
     for doc in documents:
         if id(doc) in merged_at:
             out.append(merged_at[id(doc)])
-        elif not (doc["kind"] == "functional" and doc["results"].get("shard")) and not set(doc.get("config", {}).get("merged_from") or ()) & sources:
+        elif (
+            not (doc["kind"] == "functional" and doc["results"].get("shard"))
+            and not set(doc.get("config", {}).get("merged_from") or ()) & sources
+        ):
             out.append(doc)
     return out
 
 
-def render_report(paths: Sequence[Path], out_dir: Path, title: str = "funcorr evaluation report") -> Path:
+def render_report(
+    paths: Sequence[Path], out_dir: Path, title: str = "funcorr evaluation report"
+) -> Path:
     """One Markdown page (``report.md``) with every table and the PR curves as PNG; shards of a
     functional run are merged first (:func:`merge_shards`)."""
     documents = load_documents(paths)
@@ -356,14 +466,32 @@ def render_report(paths: Sequence[Path], out_dir: Path, title: str = "funcorr ev
         parts.append("\n" + conventions("functional"))
     if "keypoints" in by_kind:
         docs = by_kind["keypoints"]
-        parts += ["## Keypoint correspondence (SPair / SOCO)\n", markdown_table(*keypoint_table(docs))]
+        parts += [
+            "## Keypoint correspondence (SPair / SOCO)\n",
+            markdown_table(*keypoint_table(docs)),
+        ]
         header, rows = super_category_table(docs)
         if rows:
             parts += ["\n### Per super-category (PCK@0.1, bbox)\n", markdown_table(header, rows)]
         parts.append("\n" + conventions("keypoints"))
     if "funkpoint" in by_kind:
-        parts += ["## Functional keypoints on real photos (FunKPoint)\n", markdown_table(*funkpoint_table(by_kind["funkpoint"])), "\n" + conventions("funkpoint")]
+        parts += [
+            "## Functional keypoints on real photos (FunKPoint)\n",
+            markdown_table(*funkpoint_table(by_kind["funkpoint"])),
+            "\n" + conventions("funkpoint"),
+        ]
     if "lvlm" in by_kind:
-        parts += ["## LVLM multiple choice (SOCO)\n", markdown_table(*lvlm_table(by_kind["lvlm"])), "\n" + conventions("lvlm")]
-    parts.append("\n## Sources\n\n" + "\n".join(f"- `{d['_path']}` ({d['kind']}, funcorr {d.get('environment', {}).get('funcorr_version', '?')}, {d.get('environment', {}).get('created_at', '?')})" for d in documents) + "\n")
+        parts += [
+            "## LVLM multiple choice (SOCO)\n",
+            markdown_table(*lvlm_table(by_kind["lvlm"])),
+            "\n" + conventions("lvlm"),
+        ]
+    parts.append(
+        "\n## Sources\n\n"
+        + "\n".join(
+            f"- `{d['_path']}` ({d['kind']}, funcorr {d.get('environment', {}).get('funcorr_version', '?')}, {d.get('environment', {}).get('created_at', '?')})"
+            for d in documents
+        )
+        + "\n"
+    )
     return write_text(out_dir / "report.md", "\n".join(parts))

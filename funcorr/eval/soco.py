@@ -85,7 +85,9 @@ class SOCOPairs(LazyPairs):
         self.categories = tuple(categories) if categories else tuple(available)
         unknown = sorted(set(self.categories) - set(available))
         if unknown:
-            raise InputError(f"Unknown SOCO {pair_type} groups: {', '.join(unknown)} (found {', '.join(available)}).")
+            raise InputError(
+                f"Unknown SOCO {pair_type} groups: {', '.join(unknown)} (found {', '.join(available)})."
+            )
         limit = max_pairs_per_category or None
         paths: list[Path] = []
         for group in self.categories:
@@ -118,17 +120,23 @@ def _keypoints(items: Sequence[Mapping[str, Any]], where: str) -> tuple[Keypoint
                 )
             )
         except (KeyError, TypeError, ValueError) as err:
-            raise InputError(f"{where}: a keypoint needs id, name and pos [x, y] ({err!r} in {dict(item)!r}).") from err
+            raise InputError(
+                f"{where}: a keypoint needs id, name and pos [x, y] ({err!r} in {dict(item)!r})."
+            ) from err
     names = [p.name for p in points]
     if len(set(names)) != len(names):
         raise InputError(f"{where}: keypoint names must be unique within a view.")
     return tuple(points)
 
 
-def _indices(names: Sequence[Any], index: Mapping[str, int], where: str, role: str) -> tuple[int, ...]:
+def _indices(
+    names: Sequence[Any], index: Mapping[str, int], where: str, role: str
+) -> tuple[int, ...]:
     missing = [str(n) for n in names if str(n) not in index]
     if missing:
-        raise InputError(f"{where}: {role} keypoints {', '.join(missing)} are not among the visible keypoints.")
+        raise InputError(
+            f"{where}: {role} keypoints {', '.join(missing)} are not among the visible keypoints."
+        )
     return tuple(index[str(n)] for n in names)
 
 
@@ -136,7 +144,9 @@ def _size(value: Sequence[float] | None) -> tuple[int, int] | None:
     return None if value is None else (int(value[0]), int(value[1]))
 
 
-def parse_soco_pair(data: Mapping[str, Any], root: Path, pair_type: PairType, path: Path | None = None) -> KeypointPair:
+def parse_soco_pair(
+    data: Mapping[str, Any], root: Path, pair_type: PairType, path: Path | None = None
+) -> KeypointPair:
     """One SOCO pair JSON -> :class:`KeypointPair` (keypoint names resolved to indices)."""
     where = str(path) if path is not None else "SOCO pair"
     default = data.get("category")
@@ -147,7 +157,11 @@ def parse_soco_pair(data: Mapping[str, Any], root: Path, pair_type: PairType, pa
     src_index = {k.name: i for i, k in enumerate(src_points)}
     trg_index = {k.name: i for i, k in enumerate(trg_points)}
     semantic = tuple(
-        Match(str(name), _indices([name], src_index, where, "semantic_overlap"), _indices([name], trg_index, where, "semantic_overlap"))
+        Match(
+            str(name),
+            _indices([name], src_index, where, "semantic_overlap"),
+            _indices([name], trg_index, where, "semantic_overlap"),
+        )
         for name in data.get("semantic_overlap", ())
     )
     concept = tuple(
@@ -160,8 +174,24 @@ def parse_soco_pair(data: Mapping[str, Any], root: Path, pair_type: PairType, pa
     )
     images = root / "Images"
     # Names from the annotation stay inside Images/ (no absolute paths, no ..).
-    source = KeypointView(src_category, confined(images, Path(src_category, str(data["src_image"])), "image path", follow_links=False), parse_bbox(data.get("src_bndbox")), src_points, _size(data.get("src_imsize")))
-    target = KeypointView(trg_category, confined(images, Path(trg_category, str(data["trg_image"])), "image path", follow_links=False), parse_bbox(data.get("trg_bndbox")), trg_points, _size(data.get("trg_imsize")))
+    source = KeypointView(
+        src_category,
+        confined(
+            images, Path(src_category, str(data["src_image"])), "image path", follow_links=False
+        ),
+        parse_bbox(data.get("src_bndbox")),
+        src_points,
+        _size(data.get("src_imsize")),
+    )
+    target = KeypointView(
+        trg_category,
+        confined(
+            images, Path(trg_category, str(data["trg_image"])), "image path", follow_links=False
+        ),
+        parse_bbox(data.get("trg_bndbox")),
+        trg_points,
+        _size(data.get("trg_imsize")),
+    )
     group = str(data.get("pair_group") or default or trg_category)
     pair_id = str(data.get("pair_id", path.stem if path else ""))
     concept = tuple(m for m in concept if m.source_indices and m.target_indices)

@@ -81,7 +81,9 @@ def final_block_features(backbone: torch.nn.Module, images: torch.Tensor) -> tor
     ``backbone`` must return the final block only (``layers=[-1]``)."""
     blocks = backbone(images)
     if blocks.shape[1] != 1:
-        raise ValueError(f"The SOCO protocol reads the final block only; the backbone returns {blocks.shape[1]} blocks.")
+        raise ValueError(
+            f"The SOCO protocol reads the final block only; the backbone returns {blocks.shape[1]} blocks."
+        )
     return F.normalize(blocks[:, 0], p=2, dim=1)
 
 
@@ -89,7 +91,9 @@ def predict(source: torch.Tensor, target: torch.Tensor, points: torch.Tensor) ->
     """SOCO's nearest-cell prediction. source/target: (C, h, w) normalised features; points
     (K, 2) fractions. Returns (K, 2) fractions: (column / w, row / h) of the best target cell."""
     grid = (points.to(source.device) * 2.0 - 1.0)[None, None]
-    query = F.grid_sample(source[None], grid, mode="bilinear", align_corners=True)[0, :, 0].T  # (K, C)
+    query = F.grid_sample(source[None], grid, mode="bilinear", align_corners=True)[
+        0, :, 0
+    ].T  # (K, C)
     scores = torch.einsum("kc,chw->khw", query, target).flatten(1)
     height, width = target.shape[-2:]
     best = scores.argmax(dim=1)
@@ -97,14 +101,19 @@ def predict(source: torch.Tensor, target: torch.Tensor, points: torch.Tensor) ->
     return torch.stack((best % width / width, rows / height), dim=1).float().cpu()
 
 
-def pair_correct(predicted: torch.Tensor, targets: torch.Tensor, matches: Sequence[Match], radius: float) -> torch.Tensor:
+def pair_correct(
+    predicted: torch.Tensor, targets: torch.Tensor, matches: Sequence[Match], radius: float
+) -> torch.Tensor:
     """(P,) bool: for each source point with a match (merged over groups), whether its
     prediction lies strictly within ``radius`` of the nearest valid target point."""
     valid: dict[int, set[int]] = defaultdict(set)
     for match in matches:
         for s in match.source_indices:
             valid[s].update(match.target_indices)
-    hits = [bool((predicted[s] - targets[sorted(t)]).norm(dim=1).min() < radius) for s, t in valid.items()]
+    hits = [
+        bool((predicted[s] - targets[sorted(t)]).norm(dim=1).min() < radius)
+        for s, t in valid.items()
+    ]
     return torch.tensor(hits, dtype=torch.bool)
 
 
@@ -126,10 +135,17 @@ class SOCOPairScore:
         return float(torch.tensor(float(self.correct[task])) / count * 100) if count else None
 
 
-def score_pair(pair: KeypointPair, backbone: torch.nn.Module, protocol: SOCOProtocol, device: torch.device | str = "cpu") -> SOCOPairScore:
+def score_pair(
+    pair: KeypointPair,
+    backbone: torch.nn.Module,
+    protocol: SOCOProtocol,
+    device: torch.device | str = "cpu",
+) -> SOCOPairScore:
     """Predict every source keypoint of ``pair`` and score SOC and CC as SOCO does."""
     size = protocol.effective_size(backbone.grid.patch_size)
-    images = torch.stack([soco_input(pair.source.image_path, size), soco_input(pair.target.image_path, size)]).to(device)
+    images = torch.stack(
+        [soco_input(pair.source.image_path, size), soco_input(pair.target.image_path, size)]
+    ).to(device)
     with torch.no_grad():
         dense = final_block_features(backbone, images)
     src_size, tgt_size = _size(pair.source), _size(pair.target)
@@ -144,7 +160,11 @@ def score_pair(pair: KeypointPair, backbone: torch.nn.Module, protocol: SOCOProt
     for task, matches in (("soc", pair.semantic_matches), ("cc", pair.concept_matches)):
         hits = pair_correct(predicted, targets, matches, radius)
         correct[task], points[task] = int(hits.sum()), int(hits.numel())
-    pair_type = "cross" if pair.pair_type == "cross" or pair.source.category != pair.target.category else "intra"
+    pair_type = (
+        "cross"
+        if pair.pair_type == "cross" or pair.source.category != pair.target.category
+        else "intra"
+    )
     return SOCOPairScore(pair.pair_id, pair_type, pair.group, radius, correct, points)
 
 
@@ -170,7 +190,9 @@ def aggregate(scores: Sequence[SOCOPairScore], task: str) -> dict[str, Any]:
     return {
         "per_category": _mean(list(categories.values())),
         "per_image": _mean([s.pck(task) for s in scores]),
-        "per_point": 100.0 * sum(s.correct.get(task, 0) for s in scores) / points if points else None,
+        "per_point": 100.0 * sum(s.correct.get(task, 0) for s in scores) / points
+        if points
+        else None,
         "pairs": sum(1 for s in scores if s.pck(task) is not None),
         "points": points,
         "categories": categories,
@@ -190,11 +212,18 @@ def evaluate_soco_protocol(
     from tqdm import tqdm
 
     backbone = load_backbone(backbone_name, layers=[-1], weights=weights, device=device)
-    scores = [score_pair(p, backbone, protocol, device) for p in tqdm(pairs, desc="SOCO protocol", unit="pair", disable=not progress)]
+    scores = [
+        score_pair(p, backbone, protocol, device)
+        for p in tqdm(pairs, desc="SOCO protocol", unit="pair", disable=not progress)
+    ]
     results: dict[str, Any] = {}
     for pair_type in sorted({s.pair_type for s in scores}):
         mine = [s for s in scores if s.pair_type == pair_type]
-        results[pair_type] = {task_label(task, pair_type): aggregate(mine, task) for task in ("soc", "cc") if any(s.points[task] for s in mine)}
+        results[pair_type] = {
+            task_label(task, pair_type): aggregate(mine, task)
+            for task in ("soc", "cc")
+            if any(s.points[task] for s in mine)
+        }
     return {
         "protocol": "soco",
         "settings": {
@@ -218,10 +247,21 @@ def format_summary(record: dict[str, Any]) -> list[str]:
     lines = []
     for pair_type, tasks in record["results"].items():
         for name, value in tasks.items():
-            parts = [f"{key} {_percent(value[key])}" for key in ("per_category", "per_image", "per_point")]
-            lines.append(f"{pair_type} {name} PCK@{record['settings']['threshold']:g} (SOCO protocol): " + ", ".join(parts) + f" ({value['pairs']} pairs, {len(value['categories'])} categories, {value['points']} points)")
+            parts = [
+                f"{key} {_percent(value[key])}"
+                for key in ("per_category", "per_image", "per_point")
+            ]
+            lines.append(
+                f"{pair_type} {name} PCK@{record['settings']['threshold']:g} (SOCO protocol): "
+                + ", ".join(parts)
+                + f" ({value['pairs']} pairs, {len(value['categories'])} categories, {value['points']} points)"
+            )
     return lines
 
 
 def _percent(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.2f}"
+    )

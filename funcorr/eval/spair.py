@@ -33,8 +33,13 @@ def _aligned_matches(count: int, names: Sequence[str] | None = None) -> tuple[Ma
     return tuple(Match(str(names[i]) if names else str(i), (i,), (i,)) for i in range(count))
 
 
-def _plain_keypoints(points: Sequence[Sequence[float]], names: Sequence[Any] | None = None) -> tuple[Keypoint, ...]:
-    return tuple(Keypoint(i, str(names[i]) if names else str(i), (float(p[0]), float(p[1]))) for i, p in enumerate(points))
+def _plain_keypoints(
+    points: Sequence[Sequence[float]], names: Sequence[Any] | None = None
+) -> tuple[Keypoint, ...]:
+    return tuple(
+        Keypoint(i, str(names[i]) if names else str(i), (float(p[0]), float(p[1])))
+        for i, p in enumerate(points)
+    )
 
 
 class SPairPairs(LazyPairs):
@@ -43,7 +48,15 @@ class SPairPairs(LazyPairs):
     (``src_imname``, ``src_kps``, ``src_bndbox``, ...). SPair has no concept labels, so only SOC
     is defined (``concept_matches`` is empty)."""
 
-    def __init__(self, root: str | Path, split: str = "test", pairs_file: str | Path | None = None, categories: Sequence[str] | None = None, max_pairs: int | None = None, allow_abs: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "test",
+        pairs_file: str | Path | None = None,
+        categories: Sequence[str] | None = None,
+        max_pairs: int | None = None,
+        allow_abs: bool = False,
+    ) -> None:
         self.root = Path(root).expanduser()
         self.allow_abs = allow_abs
         listing = Path(pairs_file) if pairs_file is not None else self.root / "pairs.json"
@@ -53,12 +66,18 @@ class SPairPairs(LazyPairs):
             entries = read_json(listing)
             if not isinstance(entries, list):
                 raise InputError(f"{listing} must hold a JSON list of pairs.")
-            self._entries = [e for e in entries if categories is None or e.get("category") in categories]
+            self._entries = [
+                e for e in entries if categories is None or e.get("category") in categories
+            ]
         elif (self.root / "PairAnnotation" / split).is_dir():
             paths = sorted((self.root / "PairAnnotation" / split).glob("*.json"))
-            self._paths = tuple(p for p in paths if categories is None or p.stem.split(":")[-1] in categories)
+            self._paths = tuple(
+                p for p in paths if categories is None or p.stem.split(":")[-1] in categories
+            )
         else:
-            raise InputError(f"No SPair pairs under {self.root}: expected pairs.json or PairAnnotation/{split}/.")
+            raise InputError(
+                f"No SPair pairs under {self.root}: expected pairs.json or PairAnnotation/{split}/."
+            )
         self._limit = max_pairs
         if self._entries is not None:
             # Resolve the listed images now: a pairs file naming a missing image, or one outside
@@ -67,7 +86,9 @@ class SPairPairs(LazyPairs):
                 for key in ("source_path", "target_path"):
                     if key not in entry:
                         raise InputError(f"{listing}: pair {index} has no {key!r}.")
-                    resolve_image(self.root, str(entry[key]), str(entry.get("category", "")), allow_abs)
+                    resolve_image(
+                        self.root, str(entry[key]), str(entry.get("category", "")), allow_abs
+                    )
 
     def __len__(self) -> int:
         count = len(self._entries) if self._entries is not None else len(self._paths)
@@ -83,14 +104,55 @@ class SPairPairs(LazyPairs):
         category = str(entry.get("category", ""))
         src_points, tgt_points = entry["source_points"], entry["target_points"]
         if len(src_points) != len(tgt_points):
-            raise InputError(f"Pair {index}: {len(src_points)} source but {len(tgt_points)} target points.")
-        source = KeypointView(category, resolve_image(self.root, str(entry["source_path"]), category, self.allow_abs), parse_bbox(entry.get("source_bounding_box")), _plain_keypoints(src_points))
-        target = KeypointView(category, resolve_image(self.root, str(entry["target_path"]), category, self.allow_abs), parse_bbox(entry.get("target_bounding_box")), _plain_keypoints(tgt_points))
-        return KeypointPair(str(entry.get("pair_id", index)), "intra", category, source, target, _aligned_matches(len(src_points)), (), bool(entry.get("mirror", 0)))
+            raise InputError(
+                f"Pair {index}: {len(src_points)} source but {len(tgt_points)} target points."
+            )
+        source = KeypointView(
+            category,
+            resolve_image(self.root, str(entry["source_path"]), category, self.allow_abs),
+            parse_bbox(entry.get("source_bounding_box")),
+            _plain_keypoints(src_points),
+        )
+        target = KeypointView(
+            category,
+            resolve_image(self.root, str(entry["target_path"]), category, self.allow_abs),
+            parse_bbox(entry.get("target_bounding_box")),
+            _plain_keypoints(tgt_points),
+        )
+        return KeypointPair(
+            str(entry.get("pair_id", index)),
+            "intra",
+            category,
+            source,
+            target,
+            _aligned_matches(len(src_points)),
+            (),
+            bool(entry.get("mirror", 0)),
+        )
 
     def _parse_spair71k(self, data: Mapping[str, Any], path: Path) -> KeypointPair:
         category = str(data["category"])
         names = [str(k) for k in data.get("kps_ids", range(len(data["src_kps"])))]
-        source = KeypointView(category, resolve_image(self.root, str(data["src_imname"]), category, self.allow_abs), parse_bbox(data.get("src_bndbox")), _plain_keypoints(data["src_kps"], names))
-        target = KeypointView(category, resolve_image(self.root, str(data["trg_imname"]), category, self.allow_abs), parse_bbox(data.get("trg_bndbox")), _plain_keypoints(data["trg_kps"], names))
-        return KeypointPair(str(data.get("pair_id", path.stem)), "intra", category, source, target, _aligned_matches(len(names), names), (), bool(data.get("mirror", 0)), path)
+        source = KeypointView(
+            category,
+            resolve_image(self.root, str(data["src_imname"]), category, self.allow_abs),
+            parse_bbox(data.get("src_bndbox")),
+            _plain_keypoints(data["src_kps"], names),
+        )
+        target = KeypointView(
+            category,
+            resolve_image(self.root, str(data["trg_imname"]), category, self.allow_abs),
+            parse_bbox(data.get("trg_bndbox")),
+            _plain_keypoints(data["trg_kps"], names),
+        )
+        return KeypointPair(
+            str(data.get("pair_id", path.stem)),
+            "intra",
+            category,
+            source,
+            target,
+            _aligned_matches(len(names), names),
+            (),
+            bool(data.get("mirror", 0)),
+            path,
+        )

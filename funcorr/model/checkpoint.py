@@ -59,7 +59,11 @@ def _header(path: Path) -> dict[str, str]:
 
 
 def _metadata(record: dict[str, Any]) -> dict[str, str]:
-    return {"format": CHECKPOINT_FORMAT, "version": str(CHECKPOINT_VERSION), "funcorr": json.dumps(record)}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": str(CHECKPOINT_VERSION),
+        "funcorr": json.dumps(record),
+    }
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -69,18 +73,32 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[s
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def checkpoint_record(head: FunctionHead, backbone: dict[str, Any], text_encoder: str, **extra: Any) -> dict[str, Any]:
+def checkpoint_record(
+    head: FunctionHead, backbone: dict[str, Any], text_encoder: str, **extra: Any
+) -> dict[str, Any]:
     """The JSON record of a head: its config, the backbone spec and the text encoder, plus
     anything JSON-safe in ``extra`` (train_config, step, history, label_source...)."""
-    return {"head_config": asdict(head.config), "backbone": backbone, "text_encoder": text_encoder, **extra}
+    return {
+        "head_config": asdict(head.config),
+        "backbone": backbone,
+        "text_encoder": text_encoder,
+        **extra,
+    }
 
 
-def save_checkpoint(path: Path, head: FunctionHead, record: dict[str, Any], dtype: torch.dtype = torch.float32) -> None:
+def save_checkpoint(
+    path: Path, head: FunctionHead, record: dict[str, Any], dtype: torch.dtype = torch.float32
+) -> None:
     """Write the head's weights (cast to ``dtype``; fp16 halves a shipped model) and ``record``."""
     save_checkpoint_state(path, head.state_dict(), record, dtype)
 
 
-def save_checkpoint_state(path: Path, state: dict[str, torch.Tensor], record: dict[str, Any], dtype: torch.dtype = torch.float32) -> None:
+def save_checkpoint_state(
+    path: Path,
+    state: dict[str, torch.Tensor],
+    record: dict[str, Any],
+    dtype: torch.dtype = torch.float32,
+) -> None:
     """Write head weights ``state`` (floating tensors cast to ``dtype``) with ``record``."""
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     _save_tensors(Path(path), state, _metadata(record))
@@ -90,10 +108,29 @@ def _read_legacy(path: Path) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types, including UnpicklingError for code
-        raise InputError(f"Could not read checkpoint {path} as plain data (funcorr never loads pickled code): {err}") from None
-    if not isinstance(payload, dict) or payload.get("version") != LEGACY_VERSION or "head_state" not in payload:
+        raise InputError(
+            f"Could not read checkpoint {path} as plain data (funcorr never loads pickled code): {err}"
+        ) from None
+    if (
+        not isinstance(payload, dict)
+        or payload.get("version") != LEGACY_VERSION
+        or "head_state" not in payload
+    ):
         raise InputError(f"{path} is not a funcorr checkpoint.")
-    record = {k: v for k, v in payload.items() if k in ("head_config", "backbone", "text_encoder", "train_config", "step", "history", "label_source")}
+    record = {
+        k: v
+        for k, v in payload.items()
+        if k
+        in (
+            "head_config",
+            "backbone",
+            "text_encoder",
+            "train_config",
+            "step",
+            "history",
+            "label_source",
+        )
+    }
     return Checkpoint(record, dict(payload["head_state"]))
 
 
@@ -112,7 +149,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if metadata.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path} is not a funcorr checkpoint (no {CHECKPOINT_FORMAT!r} header).")
     if int(metadata.get("version", 0)) > CHECKPOINT_VERSION:
-        raise InputError(f"{path} was written by a newer funcorr (checkpoint version {metadata['version']}).")
+        raise InputError(
+            f"{path} was written by a newer funcorr (checkpoint version {metadata['version']})."
+        )
     try:
         record = json.loads(metadata["funcorr"])
     except (KeyError, json.JSONDecodeError) as err:
@@ -129,7 +168,12 @@ def training_state_path(path: Path) -> Path:
 
 
 def save_training_state(
-    path: Path, head: FunctionHead, optimizer: torch.optim.Optimizer, record: dict[str, Any], generator: torch.Generator, python_rng: tuple
+    path: Path,
+    head: FunctionHead,
+    optimizer: torch.optim.Optimizer,
+    record: dict[str, Any],
+    generator: torch.Generator,
+    python_rng: tuple,
 ) -> None:
     """Everything a resumed run needs, in one self-consistent file: weights (``head/``),
     Adam moments (``optim/<param>/<name>``), the torch generator state, and in the JSON
@@ -138,7 +182,10 @@ def save_training_state(
     names = {id(p): n for n, p in head.named_parameters()}
     groups, scalars = [], {}
     for group in optimizer.param_groups:
-        groups.append({k: v for k, v in group.items() if k != "params"} | {"params": [names[id(p)] for p in group["params"]]})
+        groups.append(
+            {k: v for k, v in group.items() if k != "params"}
+            | {"params": [names[id(p)] for p in group["params"]]}
+        )
         for param in group["params"]:
             for key, value in optimizer.state.get(param, {}).items():
                 if torch.is_tensor(value):
@@ -146,7 +193,10 @@ def save_training_state(
                 else:
                     scalars[f"{names[id(param)]}/{key}"] = value
     tensors["rng/torch"] = generator.get_state()
-    record = record | {"optimizer": {"param_groups": groups, "scalars": scalars}, "python_rng": python_rng}
+    record = record | {
+        "optimizer": {"param_groups": groups, "scalars": scalars},
+        "python_rng": python_rng,
+    }
     _save_tensors(training_state_path(path), tensors, _metadata(record))
 
 
@@ -157,10 +207,16 @@ def read_training_state(
     train_config, python_rng as a tuple ready for ``random.setstate``)."""
     state = read_checkpoint(training_state_path(path))
     tensors, record = state.state, state.record
-    head.load_state_dict({k.removeprefix("head/"): v for k, v in tensors.items() if k.startswith("head/")})
+    head.load_state_dict(
+        {k.removeprefix("head/"): v for k, v in tensors.items() if k.startswith("head/")}
+    )
     params = dict(head.named_parameters())
     optimizer.state.clear()
-    for (name, key), value in [((k.split("/")[1], k.split("/")[2]), v) for k, v in tensors.items() if k.startswith("optim/")]:
+    for (name, key), value in [
+        ((k.split("/")[1], k.split("/")[2]), v)
+        for k, v in tensors.items()
+        if k.startswith("optim/")
+    ]:
         optimizer.state.setdefault(params[name], {})[key] = value
     for compound, value in record["optimizer"]["scalars"].items():
         name, key = compound.split("/")

@@ -65,7 +65,9 @@ def _lattice(mask: torch.Tensor, step: int) -> torch.Tensor:
     return points if len(points) else mask_pixels(mask)
 
 
-def orientation_agreement(src: ImageFeatures, tgt: ImageFeatures, step: int = AGREEMENT_STEP) -> float:
+def orientation_agreement(
+    src: ImageFeatures, tgt: ImageFeatures, step: int = AGREEMENT_STEP
+) -> float:
     """Mean cosine of the mutual nearest neighbours between lattice points (every ``step``
     px) of the two object masks; 0 when none is mutual."""
     query = src.sample(_lattice(src.mask, step))
@@ -86,10 +88,19 @@ class Orientation:
     flipped_agreement: float
 
     def to_record(self) -> dict:
-        return {"flipped": self.flipped, "agreement": self.agreement, "flipped_agreement": self.flipped_agreement}
+        return {
+            "flipped": self.flipped,
+            "agreement": self.agreement,
+            "flipped_agreement": self.flipped_agreement,
+        }
 
 
-def choose_orientation(src: ImageFeatures, tgt: ImageFeatures, tgt_unmirrored: ImageFeatures, step: int = AGREEMENT_STEP) -> tuple[ImageFeatures, Orientation]:
+def choose_orientation(
+    src: ImageFeatures,
+    tgt: ImageFeatures,
+    tgt_unmirrored: ImageFeatures,
+    step: int = AGREEMENT_STEP,
+) -> tuple[ImageFeatures, Orientation]:
     """The target features to match against (``tgt`` or the mirrored target's features from
     :func:`unmirror`) and the :class:`Orientation` record. Ties keep the original."""
     plain = orientation_agreement(src, tgt, step)
@@ -102,10 +113,14 @@ def mirrored_prepared(prepared: Prepared) -> Prepared:
     """A :class:`~funcorr.model.matcher.Prepared` image mirrored left-right (same resize plan:
     positions are mirrored back in network pixels before the plan maps them to the original)."""
     content = None if prepared.content is None else mirror_image(prepared.content)
-    return replace(prepared, rgb=mirror_image(prepared.rgb), mask=mirror_image(prepared.mask), content=content)
+    return replace(
+        prepared, rgb=mirror_image(prepared.rgb), mask=mirror_image(prepared.mask), content=content
+    )
 
 
-def flip_aware_target(features: FeatureFunction, src: ImageFeatures, tgt: ImageFeatures, tgt_prepared: Prepared) -> tuple[ImageFeatures, Orientation]:
+def flip_aware_target(
+    features: FeatureFunction, src: ImageFeatures, tgt: ImageFeatures, tgt_prepared: Prepared
+) -> tuple[ImageFeatures, Orientation]:
     """Compute the mirrored target's features with ``features`` (list of Prepared -> list of
     ImageFeatures, e.g. ``Matcher.features``) and keep the better-agreeing orientation."""
     mirrored = features([mirrored_prepared(tgt_prepared)])[0]

@@ -30,8 +30,8 @@ head, the function embedding); checkpoint files are read and written by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import threading
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -111,7 +111,9 @@ class FunctionHead(nn.Module):
         projected = self.block_proj(mixed).permute(0, 3, 1, 2)  # (B, proj_dim, h, w)
         return F.normalize(projected, dim=1) if self.config.normalise_projection else projected
 
-    def embed_points(self, projected: torch.Tensor, grid: FeatureGrid, points: torch.Tensor, text: torch.Tensor) -> PointOutput:
+    def embed_points(
+        self, projected: torch.Tensor, grid: FeatureGrid, points: torch.Tensor, text: torch.Tensor
+    ) -> PointOutput:
         """Point features from a projected map.
 
         projected: (B, proj_dim, h, w) from :meth:`project_blocks`; points: (B, N, 2) pixel xy;
@@ -124,7 +126,9 @@ class FunctionHead(nn.Module):
         mask_logits = self.mask_proj(features)[..., 0] if self.mask_proj is not None else None
         return PointOutput(features, mask_logits)
 
-    def forward(self, blocks: torch.Tensor, grid: FeatureGrid, points: torch.Tensor, text: torch.Tensor) -> PointOutput:
+    def forward(
+        self, blocks: torch.Tensor, grid: FeatureGrid, points: torch.Tensor, text: torch.Tensor
+    ) -> PointOutput:
         """blocks: (B, L, C, h, w); points: (B, N, 2) pixel xy; text: (B, text_dim).
 
         Returns features (B, N, out_dim) and mask logits (B, N) (None without a mask head).
@@ -156,13 +160,21 @@ class FunctionHead(nn.Module):
             out = self.embed_points(projected, grid, chunk, text)
             features.append(out.features)
             logits.append(out.mask_logits)
-        dense_features = torch.cat(features, dim=1).transpose(1, 2).reshape(batch, -1, height, width)
-        dense_logits = torch.cat(logits, dim=1).reshape(batch, height, width) if self.mask_proj is not None else None
+        dense_features = (
+            torch.cat(features, dim=1).transpose(1, 2).reshape(batch, -1, height, width)
+        )
+        dense_logits = (
+            torch.cat(logits, dim=1).reshape(batch, height, width)
+            if self.mask_proj is not None
+            else None
+        )
         return DenseOutput(dense_features, dense_logits)
 
     def _check_blocks(self, blocks: torch.Tensor) -> None:
         if blocks.dim() != 5:
-            raise ValueError(f"Expected block features (B, L, C, h, w), got shape {tuple(blocks.shape)}.")
+            raise ValueError(
+                f"Expected block features (B, L, C, h, w), got shape {tuple(blocks.shape)}."
+            )
         _, n_blocks, channels, _, _ = blocks.shape
         if n_blocks != self.config.n_blocks or channels != self.config.in_dim:
             raise ValueError(
@@ -172,7 +184,9 @@ class FunctionHead(nn.Module):
 
     def _check_text(self, text: torch.Tensor, batch: int) -> None:
         if text.shape != (batch, self.config.text_dim):
-            raise ValueError(f"Expected function embeddings ({batch}, {self.config.text_dim}), got {tuple(text.shape)}.")
+            raise ValueError(
+                f"Expected function embeddings ({batch}, {self.config.text_dim}), got {tuple(text.shape)}."
+            )
 
 
 # --------------------------------------------------------------------------- whole images

@@ -64,9 +64,17 @@ def functional_infonce(
     positives = torch.einsum("bpd,bqd->bpq", pos1, pos2) * inv_t  # (B, P, Q)
     negatives1 = [neg2] + ([neg1] if within_image else [])
     negatives2 = [neg1] + ([neg2] if within_image else [])
-    anchor1 = torch.logsumexp(torch.einsum("bpd,bkd->bpk", pos1, torch.cat(negatives1, dim=1)) * inv_t, dim=-1)  # (B, P)
-    anchor2 = torch.logsumexp(torch.einsum("bqd,bkd->bqk", pos2, torch.cat(negatives2, dim=1)) * inv_t, dim=-1)  # (B, Q)
-    terms = [positives, anchor1[:, :, None].expand_as(positives), anchor2[:, None, :].expand_as(positives)]
+    anchor1 = torch.logsumexp(
+        torch.einsum("bpd,bkd->bpk", pos1, torch.cat(negatives1, dim=1)) * inv_t, dim=-1
+    )  # (B, P)
+    anchor2 = torch.logsumexp(
+        torch.einsum("bqd,bkd->bqk", pos2, torch.cat(negatives2, dim=1)) * inv_t, dim=-1
+    )  # (B, Q)
+    terms = [
+        positives,
+        anchor1[:, :, None].expand_as(positives),
+        anchor2[:, None, :].expand_as(positives),
+    ]
     if negneg:
         background = torch.einsum("bmd,bkd->bmk", neg1, neg2) * inv_t  # (B, M, K)
         mean_row = torch.logsumexp(background.flatten(1), dim=1) - math.log(neg1.shape[1])  # (B,)
@@ -76,7 +84,10 @@ def functional_infonce(
 
 
 def spatial_infonce(
-    feats1: torch.Tensor, feats2: torch.Tensor, temperature: float = 0.1, valid: torch.Tensor | None = None
+    feats1: torch.Tensor,
+    feats2: torch.Tensor,
+    temperature: float = 0.1,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Multi-view spatial InfoNCE (eq. 2).
 

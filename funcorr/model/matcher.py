@@ -59,7 +59,9 @@ class MatcherConfig:
 
     def __post_init__(self) -> None:
         if self.object_mask not in OBJECT_MASK_POLICIES:
-            raise InputError(f"Unknown object mask policy {self.object_mask!r}; use one of {', '.join(OBJECT_MASK_POLICIES)}.")
+            raise InputError(
+                f"Unknown object mask policy {self.object_mask!r}; use one of {', '.join(OBJECT_MASK_POLICIES)}."
+            )
 
 
 def load_trained(path: str | Path, device: torch.device | str = "cpu", weights: str | None = None):
@@ -67,7 +69,12 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu", weights: 
     checkpoint = read_checkpoint(path)
     try:
         spec = checkpoint.record["backbone"]
-        name, layers, stride, encoder = spec["name"], spec["layers"], spec["stride"], checkpoint.record["text_encoder"]
+        name, layers, stride, encoder = (
+            spec["name"],
+            spec["layers"],
+            spec["stride"],
+            checkpoint.record["text_encoder"],
+        )
     except (KeyError, TypeError) as err:
         raise InputError(f"{path}: the checkpoint record lacks {err}.") from None
     backbone = load_backbone(name, layers=layers, stride=stride, weights=weights, device=device)
@@ -131,7 +138,9 @@ class Encoded:
     saliency: torch.Tensor | None = None
 
 
-def resolve_object_mask(prepared: Prepared, policy: ObjectMaskPolicy, saliency: torch.Tensor | None) -> tuple[torch.Tensor, MaskSource]:
+def resolve_object_mask(
+    prepared: Prepared, policy: ObjectMaskPolicy, saliency: torch.Tensor | None
+) -> tuple[torch.Tensor, MaskSource]:
     """The mask ``policy`` gives for one image (see the module docstring), and its source.
     saliency: (S, S) decoder map, or None when the backbone has no decoder."""
     from funcorr.backbones.saliency import saliency_object_mask
@@ -156,13 +165,20 @@ class Matcher:
         self.device = resolve_device(cfg.device)
         self.head = None
         if cfg.checkpoint is not None:
-            self.backbone, self.head, self.text = load_trained(Path(cfg.checkpoint), device=self.device, weights=cfg.weights)
+            self.backbone, self.head, self.text = load_trained(
+                Path(cfg.checkpoint), device=self.device, weights=cfg.weights
+            )
             if cfg.function is None:
                 raise InputError("A trained checkpoint needs --function (e.g. pour-with).")
             self.text_embedding = self.text.embed([cfg.function]).to(self.device)
         else:
             self.backbone = load_backbone(
-                cfg.backbone, layers=cfg.layers, stride=cfg.stride, weights=cfg.weights, pretrained=cfg.pretrained, device=self.device
+                cfg.backbone,
+                layers=cfg.layers,
+                stride=cfg.stride,
+                weights=cfg.weights,
+                pretrained=cfg.pretrained,
+                device=self.device,
             )
         self._warned_no_decoder = False
         grid = self.backbone.grid
@@ -193,7 +209,10 @@ class Matcher:
         if wanted and not self.has_decoder and not self._warned_no_decoder:
             self._warned_no_decoder = True
             name = "the checkpoint's backbone" if self.head is not None else self.config.backbone
-            warnings.warn(f"{name} has no salient-object decoder: object masks fall back to the full image.", stacklevel=3)
+            warnings.warn(
+                f"{name} has no salient-object decoder: object masks fall back to the full image.",
+                stacklevel=3,
+            )
         return wanted and self.has_decoder
 
     @torch.no_grad()
@@ -203,26 +222,37 @@ class Matcher:
         saliency = self._needs_saliency(images)
         blocks, maps = [], []
         for start in range(0, len(images), self.config.batch_size):
-            batch = torch.stack([p.rgb for p in images[start : start + self.config.batch_size]]).to(self.device)
+            batch = torch.stack([p.rgb for p in images[start : start + self.config.batch_size]]).to(
+                self.device
+            )
             encoding = self.backbone.encode(batch, saliency=saliency)
             blocks.append(encoding.blocks)
             if encoding.saliency is not None:
                 maps.append(encoding.saliency)
         sal = torch.cat(maps) if maps else None
-        resolved = [resolve_object_mask(p, self.config.object_mask, None if sal is None else sal[i]) for i, p in enumerate(images)]
-        return Encoded(torch.cat(blocks), tuple(m for m, _ in resolved), tuple(s for _, s in resolved), sal)
+        resolved = [
+            resolve_object_mask(p, self.config.object_mask, None if sal is None else sal[i])
+            for i, p in enumerate(images)
+        ]
+        return Encoded(
+            torch.cat(blocks), tuple(m for m, _ in resolved), tuple(s for _, s in resolved), sal
+        )
 
     @torch.no_grad()
     def block_features(self, images: list[Prepared]) -> torch.Tensor:
         """Backbone block features of prepared images, batched. (B, L, C, h, w)."""
         out = []
         for start in range(0, len(images), self.config.batch_size):
-            batch = torch.stack([p.rgb for p in images[start : start + self.config.batch_size]]).to(self.device)
+            batch = torch.stack([p.rgb for p in images[start : start + self.config.batch_size]]).to(
+                self.device
+            )
             out.append(self.backbone(batch))
         return torch.cat(out)
 
     @torch.no_grad()
-    def features(self, images: list[Prepared], encoded: Encoded | None = None) -> list[ImageFeatures]:
+    def features(
+        self, images: list[Prepared], encoded: Encoded | None = None
+    ) -> list[ImageFeatures]:
         """Queryable per-pixel features for each prepared image, restricted to its object mask
         (``encoded``: a precomputed :meth:`encode`, so callers needing part masks too run the
         backbone once)."""
@@ -231,15 +261,26 @@ class Matcher:
         result = []
         for block, mask in zip(encoded.blocks, encoded.masks):
             if self.head is None:
-                result.append(feature_map_features(block.mean(dim=0), self.backbone.grid, size, mask))
+                result.append(
+                    feature_map_features(block.mean(dim=0), self.backbone.grid, size, mask)
+                )
             else:
-                result.append(head_image_features(self.head, block, self.backbone.grid, self.text_embedding[0], size, mask))
+                result.append(
+                    head_image_features(
+                        self.head, block, self.backbone.grid, self.text_embedding[0], size, mask
+                    )
+                )
         return result
 
     @torch.no_grad()
-    def predicted_part_mask(self, images: list[Prepared], encoded: Encoded | None = None) -> list[torch.Tensor] | None:
+    def predicted_part_mask(
+        self, images: list[Prepared], encoded: Encoded | None = None
+    ) -> list[torch.Tensor] | None:
         """The head's functional-part mask per image (None without a mask head)."""
         if self.head is None or self.head.mask_proj is None:
             return None
         encoded = self.encode(images) if encoded is None else encoded
-        return [head_part_mask(self.head, block, self.backbone.grid, self.text_embedding[0], mask) for block, mask in zip(encoded.blocks, encoded.masks)]
+        return [
+            head_part_mask(self.head, block, self.backbone.grid, self.text_embedding[0], mask)
+            for block, mask in zip(encoded.blocks, encoded.masks)
+        ]

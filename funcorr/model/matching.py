@@ -326,7 +326,9 @@ class Discovery:
     @staticmethod
     def concat(parts: Sequence[Discovery]) -> Discovery:
         """Rankings one after the other (e.g. part -> part, then rest -> rest)."""
-        return Discovery(*(torch.cat(list(f)) for f in zip(*(d._fields() for d in parts), strict=True)))
+        return Discovery(
+            *(torch.cat(list(f)) for f in zip(*(d._fields() for d in parts), strict=True))
+        )
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,9 @@ def densify(features: ImageFeatures) -> ImageFeatures:
         if not (inside and torch.equal(rounded, points)):
             return features.sample(points)
         index = (rounded[:, 1] * width + rounded[:, 0]).long().to(table.device)
-        if index.shape[0] == table.shape[0] and torch.equal(index, torch.arange(table.shape[0], device=table.device)):
+        if index.shape[0] == table.shape[0] and torch.equal(
+            index, torch.arange(table.shape[0], device=table.device)
+        ):
             return table  # every pixel in row-major order, as similarity_heatmap asks: no copy
         return table[index]
 

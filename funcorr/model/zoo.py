@@ -48,19 +48,27 @@ def shipped_models() -> dict[str, ModelCard]:
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             card = json.loads(path.read_text(encoding="utf-8"))
-            cards[card["name"]] = ModelCard(card["name"], folder / card["weights"], card["sha256"], card["backbone"], card)
+            cards[card["name"]] = ModelCard(
+                card["name"], folder / card["weights"], card["sha256"], card["backbone"], card
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise InputError(f"The model card {path} is damaged ({err}); reinstall funcorr.") from None
+            raise InputError(
+                f"The model card {path} is damaged ({err}); reinstall funcorr."
+            ) from None
     return cards
 
 
 def verified_weights(card: ModelCard) -> Path:
     """The card's weights file, after checking it exists and matches the card's SHA-256."""
     if not card.weights.is_file():
-        raise InputError(f"Model {card.name}: its weights {card.weights} are missing; reinstall funcorr.")
+        raise InputError(
+            f"Model {card.name}: its weights {card.weights} are missing; reinstall funcorr."
+        )
     digest = hashlib.sha256(card.weights.read_bytes()).hexdigest()
     if digest != card.sha256:
-        raise InputError(f"Model {card.name}: {card.weights} does not match its card's SHA-256; reinstall funcorr.")
+        raise InputError(
+            f"Model {card.name}: {card.weights} does not match its card's SHA-256; reinstall funcorr."
+        )
     return card.weights
 
 
@@ -87,10 +95,14 @@ def resolve_model(model: str | None, function: str | None, backbone: str) -> Pat
             raise InputError(f"No checkpoint at path {path}.")
         return path
     known = ", ".join([AUTO, NONE, *cards]) or f"{AUTO}, {NONE}"
-    raise InputError(f"Unknown model {model!r}: use {known}, or a path to a .safetensors checkpoint.")
+    raise InputError(
+        f"Unknown model {model!r}: use {known}, or a path to a .safetensors checkpoint."
+    )
 
 
-def export_model(checkpoint: str | Path, name: str, card: dict, folder: Path | None = None) -> ModelCard:
+def export_model(
+    checkpoint: str | Path, name: str, card: dict, folder: Path | None = None
+) -> ModelCard:
     """Write a trained checkpoint as shipped model ``name``: fp16 weights (halves the file;
     features differ from fp32 by < 1e-3 cosine) with the checkpoint record, and ``<name>.json``,
     ``card`` plus name, weights file, SHA-256 and backbone. Returns the new card."""
@@ -100,9 +112,17 @@ def export_model(checkpoint: str | Path, name: str, card: dict, folder: Path | N
     folder.mkdir(parents=True, exist_ok=True)
     source = read_checkpoint(checkpoint)
     weights = folder / f"{name}.safetensors"
-    save_checkpoint_state(weights, source.state, {**source.record, "model_name": name}, dtype=torch.float16)
+    save_checkpoint_state(
+        weights, source.state, {**source.record, "model_name": name}, dtype=torch.float16
+    )
     sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
-    full = {"name": name, "weights": weights.name, "sha256": sha256, "backbone": source.record["backbone"]["name"], **card}
+    full = {
+        "name": name,
+        "weights": weights.name,
+        "sha256": sha256,
+        "backbone": source.record["backbone"]["name"],
+        **card,
+    }
     with atomic_path(folder / f"{name}.json") as tmp:
         tmp.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     return ModelCard(name, weights, sha256, full["backbone"], full)

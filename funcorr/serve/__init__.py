@@ -29,7 +29,9 @@ def _serve(args: argparse.Namespace) -> int:
     # The page offers the shipped model (or the one named) even when no --function is given
     # at start: a function picked on the page then selects it.
     offered = checkpoint_from_args(args, function_known=True)
-    checkpoints = ((Path(offered),) if offered else ()) + tuple(p for p in found if str(p) != offered)
+    checkpoints = ((Path(offered),) if offered else ()) + tuple(
+        p for p in found if str(p) != offered
+    )
     viewer = Viewer(
         ViewerConfig(
             defaults=matcher_config_from_args(args),
@@ -67,14 +69,25 @@ def register(sub) -> None:
         description=f"Serve the correspondence viewer on http://{HOST}:PORT/ (local only). "
         "The feature options set the page's defaults.",
     )
-    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port on {HOST} (default {DEFAULT_PORT})")
-    parser.add_argument("--data", help="dataset folder (with index.json) whose evaluation pairs the page lists")
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=DEFAULT_PORT,
+        help=f"port on {HOST} (default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--data", help="dataset folder (with index.json) whose evaluation pairs the page lists"
+    )
     parser.add_argument(
         "--checkpoint-dir",
         help="folder searched for trained heads offered on the page (*.safetensors checkpoints; legacy *.pt read as plain data only)",
     )
-    parser.add_argument("--cache-size", type=positive_int, default=32, help="images whose features are kept (LRU)")
-    parser.add_argument("--no-warmup", action="store_true", help="do not load the default backbone before serving")
+    parser.add_argument(
+        "--cache-size", type=positive_int, default=32, help="images whose features are kept (LRU)"
+    )
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="do not load the default backbone before serving"
+    )
     add_feature_options(parser)
     parser.set_defaults(func=_serve)
     register_transfer(sub)

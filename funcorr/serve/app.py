@@ -54,7 +54,9 @@ class ChoiceBody(BaseModel):
     object_mask: str | None = None
 
     def choice(self) -> MatcherChoice:
-        return MatcherChoice(self.backbone, self.checkpoint or None, self.function or None, self.object_mask or None)
+        return MatcherChoice(
+            self.backbone, self.checkpoint or None, self.function or None, self.object_mask or None
+        )
 
 
 class PairBody(BaseModel):
@@ -81,7 +83,16 @@ class ExportBody(PairBody):
     masks: bool = False
 
     def request(self) -> ExportRequest:
-        return ExportRequest(self.source, self.target, self.matcher.choice(), self.point, self.top_k, self.heatmap, self.labels, self.masks)
+        return ExportRequest(
+            self.source,
+            self.target,
+            self.matcher.choice(),
+            self.point,
+            self.top_k,
+            self.heatmap,
+            self.labels,
+            self.masks,
+        )
 
 
 class LoadPairBody(BaseModel):
@@ -198,7 +209,9 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> 
     def upload(file: Annotated[UploadFile, File()]) -> dict:
         data = file.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
-            raise HTTPException(413, f"Images larger than {MAX_UPLOAD_BYTES // 2**20} MiB are not accepted.")
+            raise HTTPException(
+                413, f"Images larger than {MAX_UPLOAD_BYTES // 2**20} MiB are not accepted."
+            )
         name = file.filename or "upload"
         image, uploaded_size = decode_upload(data, name, viewer.upload_max_side())
         del data  # the encoded upload is not kept
@@ -207,7 +220,11 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> 
     @app.get("/api/images/{key}.png")
     def image_png(key: str) -> Response:
         stored = viewer.image(key)
-        return Response(png_bytes(object_picture(stored.image)), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+        return Response(
+            png_bytes(object_picture(stored.image)),
+            media_type="image/png",
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     @app.get("/api/pairs")
     def pairs() -> dict:
@@ -223,7 +240,9 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> 
 
     @app.post("/api/click")
     def click(body: ClickBody) -> dict:
-        result = viewer.click(body.source, body.target, body.matcher.choice(), (body.x, body.y), heatmap=body.heatmap)
+        result = viewer.click(
+            body.source, body.target, body.matcher.choice(), (body.x, body.y), heatmap=body.heatmap
+        )
         answer = result.to_json()
         answer["heatmap"] = data_url(result.heatmap_png) if result.heatmap_png is not None else None
         return answer
@@ -245,11 +264,17 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] = LOCAL_HOSTS) -> 
     @app.post("/api/export.json")
     def export_json(body: ExportBody) -> JSONResponse:
         record = viewer.export_record(body.request())
-        return JSONResponse(record, headers={"Content-Disposition": 'attachment; filename="funcorr_result.json"'})
+        return JSONResponse(
+            record, headers={"Content-Disposition": 'attachment; filename="funcorr_result.json"'}
+        )
 
     @app.post("/api/export.png")
     def export_png(body: ExportBody) -> Response:
         picture = viewer.export_picture(body.request())
-        return Response(picture, media_type="image/png", headers={"Content-Disposition": 'attachment; filename="funcorr_result.png"'})
+        return Response(
+            picture,
+            media_type="image/png",
+            headers={"Content-Disposition": 'attachment; filename="funcorr_result.png"'},
+        )
 
     return app

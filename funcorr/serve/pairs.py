@@ -66,20 +66,33 @@ class DatasetPairs:
         pairs = []
         for split, pairs_of_split in splits.items():
             # The pair records are metadata only; reading items would decode every image.
-            records = getattr(pairs_of_split, "pairs", None) or [{} for _ in range(len(pairs_of_split))]
+            records = getattr(pairs_of_split, "pairs", None) or [
+                {} for _ in range(len(pairs_of_split))
+            ]
             for index, record in enumerate(records):
                 pair_id = record.get("pair_id", f"{split}-{index}")
-                pairs.append({"split": split, "index": index, "pair_id": pair_id, "function": record.get("function")})
+                pairs.append(
+                    {
+                        "split": split,
+                        "index": index,
+                        "pair_id": pair_id,
+                        "function": record.get("function"),
+                    }
+                )
         return {"available": bool(pairs), "reason": self._reason, "pairs": pairs}
 
     def load(self, split: str, index: int) -> PairImages:
         """Images (with object masks when the dataset has them) and function of one pair."""
         splits = self._open()
         if split not in splits:
-            raise InputError(f"No split {split!r} in the dataset ({self._reason or 'available: ' + ', '.join(splits)}).")
+            raise InputError(
+                f"No split {split!r} in the dataset ({self._reason or 'available: ' + ', '.join(splits)})."
+            )
         pairs_of_split = splits[split]
         if not 0 <= index < len(pairs_of_split):
-            raise InputError(f"Pair index {index} is outside 0..{len(pairs_of_split) - 1} of split {split!r}.")
+            raise InputError(
+                f"Pair index {index} is outside 0..{len(pairs_of_split) - 1} of split {split!r}."
+            )
         item = pairs_of_split[index]
         return PairImages(
             str(item.get("pair_id", f"{split}-{index}")),
@@ -95,4 +108,3 @@ def _bool_or_none(mask: torch.Tensor | None) -> torch.Tensor | None:
         return None
     mask = mask.bool()
     return mask if bool(mask.any()) else None
-

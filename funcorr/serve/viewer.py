@@ -35,11 +35,26 @@ from PIL import Image, ImageDraw
 
 from funcorr.images import InputError, LoadedImage, Resize
 from funcorr.model.matcher import OBJECT_MASK_POLICIES, Matcher, MatcherConfig, Prepared
-from funcorr.model.matching import Discovery, ImageFeatures, discover, mask_pixels, similarity_heatmap, spread_out, transfer_points
+from funcorr.model.matching import (
+    Discovery,
+    ImageFeatures,
+    discover,
+    mask_pixels,
+    similarity_heatmap,
+    spread_out,
+    transfer_points,
+)
+from funcorr.model.modes import ModeRule, densify, find_modes
 from funcorr.serve.cache import LRUCache
 from funcorr.serve.pairs import DatasetPairs
-from funcorr.model.modes import ModeRule, densify, find_modes
-from funcorr.viz import colours, draw_matches, heatmap_overlay, object_picture, paint, position_colours
+from funcorr.viz import (
+    colours,
+    draw_matches,
+    heatmap_overlay,
+    object_picture,
+    paint,
+    position_colours,
+)
 
 MatcherFactory = Callable[[MatcherConfig], Matcher]
 
@@ -125,7 +140,13 @@ class StoredImage:
 
     def info(self) -> dict:
         width, height = self.image.size
-        info = {"id": self.id, "name": self.name, "width": width, "height": height, "has_mask": self.image.mask is not None}
+        info = {
+            "id": self.id,
+            "name": self.name,
+            "width": width,
+            "height": height,
+            "has_mask": self.image.mask is not None,
+        }
         if self.uploaded_size is not None:
             info["uploaded_size"] = list(self.uploaded_size)
         return info
@@ -182,7 +203,11 @@ def find_checkpoints(folder: Path) -> tuple[Path, ...]:
 
     if not folder.is_dir():
         raise InputError(f"No checkpoint folder at {folder}.")
-    found = [p for p in folder.rglob("*.safetensors") if not p.name.endswith(TRAIN_SUFFIX) and _header_format(p) == CHECKPOINT_FORMAT]
+    found = [
+        p
+        for p in folder.rglob("*.safetensors")
+        if not p.name.endswith(TRAIN_SUFFIX) and _header_format(p) == CHECKPOINT_FORMAT
+    ]
     return tuple(sorted(found + list(folder.rglob("*.pt"))))
 
 
@@ -200,7 +225,9 @@ def _header_format(path: Path) -> str | None:
 def png_bytes(picture: np.ndarray | Image.Image) -> bytes:
     """PNG encoding; fast compression because pictures go straight to the browser."""
     buffer = io.BytesIO()
-    (picture if isinstance(picture, Image.Image) else Image.fromarray(picture)).save(buffer, format="PNG", compress_level=1)
+    (picture if isinstance(picture, Image.Image) else Image.fromarray(picture)).save(
+        buffer, format="PNG", compress_level=1
+    )
     return buffer.getvalue()
 
 
@@ -218,18 +245,28 @@ def display_to_original(size: tuple[int, int], display: tuple[int, int]) -> torc
     return (xy + 0.5) * torch.tensor([width / w, height / h]) - 0.5
 
 
-def original_to_display(xy: np.ndarray, size: tuple[int, int], display: tuple[int, int]) -> np.ndarray:
+def original_to_display(
+    xy: np.ndarray, size: tuple[int, int], display: tuple[int, int]
+) -> np.ndarray:
     """(N, 2) original-pixel xy -> display-pixel xy (inverse of :func:`display_to_original`)."""
     (width, height), (w, h) = size, display
     return (np.asarray(xy, dtype=np.float64) + 0.5) * np.array([w / width, h / height]) - 0.5
 
 
-def sample_network_map(values: torch.Tensor, net_xy: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+def sample_network_map(
+    values: torch.Tensor, net_xy: torch.Tensor, mode: str = "bilinear"
+) -> torch.Tensor:
     """Sample a square map (C, S, S) at pixel xy (N, 2) of that map. Returns (N, C)."""
     size = values.shape[-1]
     grid = (net_xy.float() / (size - 1) * 2 - 1).reshape(1, -1, 1, 2)
     # align_corners=True: pixel-index coordinates put pixel centres at 0 .. S-1.
-    out = F.grid_sample(values[None].float(), grid.to(values.device), mode=mode, padding_mode="border", align_corners=True)
+    out = F.grid_sample(
+        values[None].float(),
+        grid.to(values.device),
+        mode=mode,
+        padding_mode="border",
+        align_corners=True,
+    )
     return out[0, :, :, 0].T
 
 
@@ -248,7 +285,11 @@ def mask_overlay_rgba(stored: StoredImage, plan: Resize, mask: torch.Tensor) -> 
 
     h, w = stored.display.shape[:2]
     net_xy = plan.to_net(display_to_original(stored.image.size, (w, h)))
-    inside = (sample_network_map(mask[None].float().cpu(), net_xy, mode="nearest")[:, 0] > 0.5).reshape(h, w).numpy()
+    inside = (
+        (sample_network_map(mask[None].float().cpu(), net_xy, mode="nearest")[:, 0] > 0.5)
+        .reshape(h, w)
+        .numpy()
+    )
     layer = np.zeros((h, w, 4), np.uint8)
     layer[~inside] = (255, 255, 255, 140)
     edge = inside & ~ndimage.binary_erosion(inside, border_value=0)
@@ -256,13 +297,20 @@ def mask_overlay_rgba(stored: StoredImage, plan: Resize, mask: torch.Tensor) -> 
     return layer
 
 
-def overlay_positions(stored: StoredImage, state: ImageState, source_net_xy: Callable[[torch.Tensor], torch.Tensor], size: int) -> np.ndarray:
+def overlay_positions(
+    stored: StoredImage,
+    state: ImageState,
+    source_net_xy: Callable[[torch.Tensor], torch.Tensor],
+    size: int,
+) -> np.ndarray:
     """Paint each object pixel of the display copy with :func:`position_colours` of the source
     network position ``source_net_xy(its network xy)`` (the label-transfer colouring)."""
     h, w = stored.display.shape[:2]
     display_xy = mask_pixels(torch.ones(h, w, dtype=torch.bool))
     net_xy = state.prepared.plan.to_net(display_to_original(stored.image.size, (w, h)))
-    inside = sample_network_map(state.prepared.mask[None].float(), net_xy, mode="nearest")[:, 0] > 0.5
+    inside = (
+        sample_network_map(state.prepared.mask[None].float(), net_xy, mode="nearest")[:, 0] > 0.5
+    )
     rgb = position_colours(source_net_xy(net_xy[inside]).numpy(), (size, size))
     return paint(stored.display, display_xy[inside].numpy(), rgb)
 
@@ -274,15 +322,25 @@ class Viewer:
     and on a CPU two feature extractions at once are no faster than one after the other.
     """
 
-    def __init__(self, config: ViewerConfig | None = None, matcher_factory: MatcherFactory = Matcher):
+    def __init__(
+        self, config: ViewerConfig | None = None, matcher_factory: MatcherFactory = Matcher
+    ):
         config = ViewerConfig() if config is None else config
         self.config = config
         self.matcher_factory = matcher_factory
-        self.images: LRUCache[str, StoredImage] = LRUCache(config.image_cache_size, config.image_cache_bytes)
+        self.images: LRUCache[str, StoredImage] = LRUCache(
+            config.image_cache_size, config.image_cache_bytes
+        )
         self.matchers: LRUCache[tuple, Matcher] = LRUCache(config.matcher_cache_size)
-        self.features: LRUCache[tuple, ImageState] = LRUCache(config.feature_cache_size, config.feature_cache_bytes)
-        self.dense: LRUCache[tuple, ImageFeatures] = LRUCache(max(1, config.dense_cache_size), config.dense_cache_bytes)
-        self.results: LRUCache[tuple, object] = LRUCache(config.result_cache_size, config.result_cache_bytes)
+        self.features: LRUCache[tuple, ImageState] = LRUCache(
+            config.feature_cache_size, config.feature_cache_bytes
+        )
+        self.dense: LRUCache[tuple, ImageFeatures] = LRUCache(
+            max(1, config.dense_cache_size), config.dense_cache_bytes
+        )
+        self.results: LRUCache[tuple, object] = LRUCache(
+            config.result_cache_size, config.result_cache_bytes
+        )
         self.dataset = DatasetPairs(config.data)
         self._lock = threading.RLock()
 
@@ -300,7 +358,11 @@ class Viewer:
         cfg = self.config.defaults
         return {
             "backbones": [
-                {"name": name, "available": name == cfg.backbone or weights_available(name, cfg.weights), "description": entry.description}
+                {
+                    "name": name,
+                    "available": name == cfg.backbone or weights_available(name, cfg.weights),
+                    "description": entry.description,
+                }
                 for name, entry in BACKBONES.items()
             ],
             "checkpoints": [str(path) for path in self.config.checkpoints],
@@ -318,16 +380,22 @@ class Viewer:
         from funcorr.text import resolve_function
 
         if choice.backbone not in BACKBONES:
-            raise InputError(f"Unknown backbone {choice.backbone!r}; choose one of {', '.join(BACKBONES)}.")
+            raise InputError(
+                f"Unknown backbone {choice.backbone!r}; choose one of {', '.join(BACKBONES)}."
+            )
         offered = {str(path) for path in self.config.checkpoints}
         if choice.checkpoint is not None and choice.checkpoint not in offered:
-            raise InputError(f"Checkpoint {choice.checkpoint!r} is not offered by this server (start it with --checkpoint or --checkpoint-dir).")
+            raise InputError(
+                f"Checkpoint {choice.checkpoint!r} is not offered by this server (start it with --checkpoint or --checkpoint-dir)."
+            )
         if choice.function:
             resolve_function(choice.function)
         if choice.checkpoint is not None and not choice.function:
             raise InputError("A trained checkpoint needs a function (e.g. pour-with).")
         if choice.object_mask is not None and choice.object_mask not in OBJECT_MASK_POLICIES:
-            raise InputError(f"Unknown object mask {choice.object_mask!r}; choose one of {', '.join(OBJECT_MASK_POLICIES)}.")
+            raise InputError(
+                f"Unknown object mask {choice.object_mask!r}; choose one of {', '.join(OBJECT_MASK_POLICIES)}."
+            )
         return dataclasses.replace(
             self.config.defaults,
             backbone=choice.backbone,
@@ -340,13 +408,17 @@ class Viewer:
     def feature_key(config: MatcherConfig) -> tuple:
         """What features depend on. Raw backbone features ignore the function, so changing the
         function without a checkpoint reuses them; the batch size changes nothing."""
-        relevant = dataclasses.replace(config, batch_size=0, function=config.function if config.checkpoint else None)
+        relevant = dataclasses.replace(
+            config, batch_size=0, function=config.function if config.checkpoint else None
+        )
         return tuple(sorted(dataclasses.asdict(relevant).items()))
 
     def matcher(self, choice: MatcherChoice) -> Matcher:
         config = self.matcher_config(choice)
         with self._lock:
-            return self.matchers.get_or_create(self.feature_key(config), lambda: self.matcher_factory(config))
+            return self.matchers.get_or_create(
+                self.feature_key(config), lambda: self.matcher_factory(config)
+            )
 
     def warm_up(self) -> None:
         """Load the default matcher now rather than on the first request."""
@@ -359,12 +431,16 @@ class Viewer:
         cfg = self.config
         return cfg.upload_max_side or max(4 * cfg.defaults.image_size, cfg.display_max)
 
-    def add_image(self, image: LoadedImage, name: str, uploaded_size: tuple[int, int] | None = None) -> StoredImage:
+    def add_image(
+        self, image: LoadedImage, name: str, uploaded_size: tuple[int, int] | None = None
+    ) -> StoredImage:
         """Keep ``image`` (by content id) and return its record."""
         key = image_id(image)
 
         def store() -> StoredImage:
-            display = Image.fromarray(object_picture(image)).resize(display_size(image.size, self.config.display_max), Image.BILINEAR)
+            display = Image.fromarray(object_picture(image)).resize(
+                display_size(image.size, self.config.display_max), Image.BILINEAR
+            )
             return StoredImage(key, name, image, np.asarray(display), uploaded_size)
 
         with self._lock:
@@ -374,7 +450,9 @@ class Viewer:
         with self._lock:
             stored = self.images.get(key)
         if stored is None:
-            raise UnknownImage(f"Image {key} is not on the server (it may have been dropped from the cache): load it again.")
+            raise UnknownImage(
+                f"Image {key} is not on the server (it may have been dropped from the cache): load it again."
+            )
         return stored
 
     def image_state(self, key: str, choice: MatcherChoice) -> ImageState:
@@ -386,7 +464,9 @@ class Viewer:
             def compute() -> ImageState:
                 prepared = matcher.prepare(stored.image)
                 encoded = matcher.encode([prepared])
-                return ImageState(prepared, matcher.features([prepared], encoded)[0], encoded.sources[0])
+                return ImageState(
+                    prepared, matcher.features([prepared], encoded)[0], encoded.sources[0]
+                )
 
             return self.features.get_or_create((key, self.feature_key(matcher.config)), compute)
 
@@ -410,7 +490,14 @@ class Viewer:
 
     # ---- pair computations ---------------------------------------------------------------
 
-    def click(self, source: str, target: str, choice: MatcherChoice, xy: tuple[float, float], heatmap: bool = True) -> ClickResult:
+    def click(
+        self,
+        source: str,
+        target: str,
+        choice: MatcherChoice,
+        xy: tuple[float, float],
+        heatmap: bool = True,
+    ) -> ClickResult:
         """Match one source point: the similarity map over the target, its modes, and the best one."""
         start = time.perf_counter()
         src_stored, tgt_stored = self.image(source), self.image(target)
@@ -429,7 +516,9 @@ class Viewer:
             # transfer_points returns: no second pass over the target is needed.
             modes = find_modes(heat, tgt.features.mask, self.config.modes)
             mode_xy = tgt.prepared.plan.to_orig(modes.xy.cpu())
-            picture = png_bytes(overlay_heatmap(tgt_stored, tgt.prepared.plan, heat)) if heatmap else None
+            picture = (
+                png_bytes(overlay_heatmap(tgt_stored, tgt.prepared.plan, heat)) if heatmap else None
+            )
         return ClickResult(
             (float(xy[0]), float(xy[1])),
             (float(mode_xy[0, 0]), float(mode_xy[0, 1])),
@@ -450,26 +539,44 @@ class Viewer:
         def compute() -> Discovery:
             lattice = torch.zeros_like(src.features.mask)
             lattice[::stride, ::stride] = True
-            return discover(src.features, tgt, src_mask=src.features.mask & lattice, tgt_mask=tgt.mask & lattice)
+            return discover(
+                src.features, tgt, src_mask=src.features.mask & lattice, tgt_mask=tgt.mask & lattice
+            )
 
         with self._lock:
-            return self.results.get_or_create(("discover", source, target, self.feature_key(self.matcher(choice).config)), compute)
+            return self.results.get_or_create(
+                ("discover", source, target, self.feature_key(self.matcher(choice).config)), compute
+            )
 
     def top_matches(self, source: str, target: str, choice: MatcherChoice, k: int) -> dict:
         """The ``k`` best discovered matches, spread out, in original pixels."""
         start = time.perf_counter()
         src, tgt = self.image_state(source, choice), self.image_state(target, choice)
         ranked = self._ranked(source, target, choice)
-        keep = spread_out(ranked.src_xy.cpu(), ranked.tgt_xy.cpu(), k, self.config.discovery_spacing)
+        keep = spread_out(
+            ranked.src_xy.cpu(), ranked.tgt_xy.cpu(), k, self.config.discovery_spacing
+        )
         src_xy = src.prepared.plan.to_orig(ranked.src_xy[keep].cpu())
         tgt_xy = tgt.prepared.plan.to_orig(ranked.tgt_xy[keep].cpu())
         matches = [
-            {"source": p.tolist(), "target": q.tolist(), "score": float(ranked.score[i]), "similarity": float(ranked.similarity[i]), "cycle_error_px": float(ranked.cycle_error[i])}
+            {
+                "source": p.tolist(),
+                "target": q.tolist(),
+                "score": float(ranked.score[i]),
+                "similarity": float(ranked.similarity[i]),
+                "cycle_error_px": float(ranked.cycle_error[i]),
+            }
             for i, p, q in zip(keep.tolist(), src_xy, tgt_xy)
         ]
-        return {"matches": matches, "ms": _ms_since(start), "lattice_stride": self.config.discovery_stride}
+        return {
+            "matches": matches,
+            "ms": _ms_since(start),
+            "lattice_stride": self.config.discovery_stride,
+        }
 
-    def label_transfer(self, source: str, target: str, choice: MatcherChoice) -> tuple[bytes, bytes, float]:
+    def label_transfer(
+        self, source: str, target: str, choice: MatcherChoice
+    ) -> tuple[bytes, bytes, float]:
         """Dense label-transfer colouring: (source PNG, target PNG, ms). The source object is
         coloured by position; every target object pixel takes the colour of its match."""
         start = time.perf_counter()
@@ -483,11 +590,20 @@ class Viewer:
             lattice[::step, ::step] = True
             # Match a full lattice of target pixels (object or not), so matches form a grid
             # image that display pixels look up by nearest lattice node.
-            back = transfer_points(self.dense_features(target, choice), src.features, mask_pixels(lattice), candidate_stride=self.config.label_key_stride)
+            back = transfer_points(
+                self.dense_features(target, choice),
+                src.features,
+                mask_pixels(lattice),
+                candidate_stride=self.config.label_key_stride,
+            )
             grid = back.points.cpu().T.reshape(2, *lattice[::step, ::step].shape)
 
             def matched(net_xy: torch.Tensor) -> torch.Tensor:
-                return sample_network_map(grid, net_xy / step, mode="nearest") if len(net_xy) else net_xy
+                return (
+                    sample_network_map(grid, net_xy / step, mode="nearest")
+                    if len(net_xy)
+                    else net_xy
+                )
 
             left = overlay_positions(src_stored, src, lambda net_xy: net_xy, size)
             right = overlay_positions(tgt_stored, tgt, matched, size)
@@ -504,7 +620,11 @@ class Viewer:
         for role, key in (("source", source), ("target", target)):
             stored, state = self.image(key), self.image_state(key, choice)
             layer = mask_overlay_rgba(stored, state.prepared.plan, state.features.mask)
-            answer[role] = {"png": png_bytes(layer), "source": state.mask_source, "pixels_at_network_size": int(state.features.mask.sum())}
+            answer[role] = {
+                "png": png_bytes(layer),
+                "source": state.mask_source,
+                "pixels_at_network_size": int(state.features.mask.sum()),
+            }
         return answer
 
     # ---- dataset -------------------------------------------------------------------------
@@ -519,7 +639,12 @@ class Viewer:
             pair = self.dataset.load(split, index)
         first = self.add_image(pair.first, f"{pair.pair_id} (1)")
         second = self.add_image(pair.second, f"{pair.pair_id} (2)")
-        return {"pair_id": pair.pair_id, "function": pair.function, "source": first.info(), "target": second.info()}
+        return {
+            "pair_id": pair.pair_id,
+            "function": pair.function,
+            "source": first.info(),
+            "target": second.info(),
+        }
 
     # ---- export --------------------------------------------------------------------------
 
@@ -533,12 +658,21 @@ class Viewer:
             "function": request.choice.function,
             "mode_rule": dataclasses.asdict(self.config.modes),
             "object_masks": [
-                {"image": role, "source": state.mask_source, "pixels_at_network_size": int(state.features.mask.sum())}
-                for role, state in (("source", self.image_state(request.source, request.choice)), ("target", self.image_state(request.target, request.choice)))
+                {
+                    "image": role,
+                    "source": state.mask_source,
+                    "pixels_at_network_size": int(state.features.mask.sum()),
+                }
+                for role, state in (
+                    ("source", self.image_state(request.source, request.choice)),
+                    ("target", self.image_state(request.target, request.choice)),
+                )
             ],
         }
         if request.point is not None:
-            record["click"] = self.click(request.source, request.target, request.choice, request.point, heatmap=False).to_json()
+            record["click"] = self.click(
+                request.source, request.target, request.choice, request.point, heatmap=False
+            ).to_json()
         if request.top_k:
             top = self.top_matches(request.source, request.target, request.choice, request.top_k)
             record["top_matches"] = top["matches"]
@@ -550,7 +684,9 @@ class Viewer:
         src_stored, tgt_stored = self.image(request.source), self.image(request.target)
         left, right = src_stored.display, tgt_stored.display
         if request.labels:
-            left_png, right_png, _ = self.label_transfer(request.source, request.target, request.choice)
+            left_png, right_png, _ = self.label_transfer(
+                request.source, request.target, request.choice
+            )
             left, right = _decode_png(left_png), _decode_png(right_png)
         src_points: list = []
         tgt_points: list = []
@@ -558,7 +694,13 @@ class Viewer:
         other_modes = np.zeros((0, 2))
         if request.point is not None:
             # The label colouring, when on, replaces the heat map on the target (as on the page).
-            clicked = self.click(request.source, request.target, request.choice, request.point, heatmap=request.heatmap and not request.labels)
+            clicked = self.click(
+                request.source,
+                request.target,
+                request.choice,
+                request.point,
+                heatmap=request.heatmap and not request.labels,
+            )
             if clicked.heatmap_png is not None:
                 right = _decode_png(clicked.heatmap_png)
             src_points.append(clicked.source_xy)
@@ -566,7 +708,9 @@ class Viewer:
             point_colours.append((255, 40, 40))
             other_modes = np.array([m["target"] for m in clicked.modes[1:]]).reshape(-1, 2)
         if request.top_k:
-            matches = self.top_matches(request.source, request.target, request.choice, request.top_k)["matches"]
+            matches = self.top_matches(
+                request.source, request.target, request.choice, request.top_k
+            )["matches"]
             src_points += [m["source"] for m in matches]
             tgt_points += [m["target"] for m in matches]
             point_colours += [tuple(c) for c in colours(len(matches))]
@@ -576,16 +720,25 @@ class Viewer:
         picture = draw_matches(
             left,
             right,
-            original_to_display(np.reshape(src_points, (-1, 2)), src_stored.image.size, left.shape[1::-1]),
-            original_to_display(np.reshape(tgt_points, (-1, 2)), tgt_stored.image.size, right.shape[1::-1]),
+            original_to_display(
+                np.reshape(src_points, (-1, 2)), src_stored.image.size, left.shape[1::-1]
+            ),
+            original_to_display(
+                np.reshape(tgt_points, (-1, 2)), tgt_stored.image.size, right.shape[1::-1]
+            ),
             point_colours=np.array(point_colours, dtype=np.uint8).reshape(-1, 3),
         )
         # The target is the right-most image of the picture: rings mark the click's other modes.
-        rings = original_to_display(other_modes, tgt_stored.image.size, right.shape[1::-1]) + [picture.width - right.shape[1], 0]
+        rings = original_to_display(other_modes, tgt_stored.image.size, right.shape[1::-1]) + [
+            picture.width - right.shape[1],
+            0,
+        ]
         draw = ImageDraw.Draw(picture)
         radius = max(6, round(max(right.shape[:2]) / 40))
         for x, y in rings:
-            draw.ellipse([x - radius, y - radius, x + radius, y + radius], outline=(255, 40, 40), width=2)
+            draw.ellipse(
+                [x - radius, y - radius, x + radius, y + radius], outline=(255, 40, 40), width=2
+            )
         return png_bytes(picture)
 
 
@@ -593,7 +746,9 @@ def _veil(picture: np.ndarray, layer_png: bytes) -> np.ndarray:
     """Composite a transparent overlay PNG onto an (h, w, 3) picture of the same display size."""
     with Image.open(io.BytesIO(layer_png)) as layer:
         base = Image.fromarray(picture).convert("RGBA")
-        return np.asarray(Image.alpha_composite(base, layer.convert("RGBA").resize(base.size)).convert("RGB"))
+        return np.asarray(
+            Image.alpha_composite(base, layer.convert("RGBA").resize(base.size)).convert("RGB")
+        )
 
 
 def _decode_png(data: bytes) -> np.ndarray:

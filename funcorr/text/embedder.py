@@ -31,12 +31,16 @@ class FunctionEmbedder:
 
     def text_of(self, function: str) -> str:
         """The phrase embedded for ``function``; raises InputError for unknown names."""
-        return resolve_function(function, allow_free_text=self.allow_free_text, vocabulary=self.vocabulary)
+        return resolve_function(
+            function, allow_free_text=self.allow_free_text, vocabulary=self.vocabulary
+        )
 
     def embed(self, functions: Sequence[str]) -> torch.Tensor:
         """(F,) function names -> (F, D) unit vectors; uncached phrases are encoded in one batch."""
         if isinstance(functions, str):
-            raise TypeError("embed() takes a list of function names; use embed_one() for a single name.")
+            raise TypeError(
+                "embed() takes a list of function names; use embed_one() for a single name."
+            )
         texts = [self.text_of(function) for function in functions]
         missing = list(dict.fromkeys(text for text in texts if text not in self._cache))
         if missing:
@@ -62,4 +66,6 @@ def load_function_embedder(
     allow_free_text: bool = False,
 ) -> FunctionEmbedder:
     """A :class:`FunctionEmbedder` over the registered text encoder ``name``."""
-    return FunctionEmbedder(load_text_encoder(name, weights=weights, device=device), allow_free_text=allow_free_text)
+    return FunctionEmbedder(
+        load_text_encoder(name, weights=weights, device=device), allow_free_text=allow_free_text
+    )

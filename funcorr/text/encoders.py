@@ -51,7 +51,13 @@ class MeanPooledEncoder:
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(N,) strings -> (N, dim) unit vectors."""
         device = next(self.model.parameters()).device
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         batch = {key: value.to(device) for key, value in batch.items()}
         states = self.model(**batch).last_hidden_state  # (N, T, dim)
         weights = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
@@ -73,9 +79,18 @@ class CLIPTextEncoder:
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(N,) strings -> (N, dim) unit vectors."""
         device = next(self.model.parameters()).device
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         # Only the inputs CLIP takes: some tokenizers also emit token_type_ids.
-        output = self.model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+        output = self.model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        )
         return F.normalize(output.text_embeds.float(), dim=-1)
 
 
@@ -92,7 +107,9 @@ class OpenCLIPTextEncoder:
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(N,) strings -> (N, dim) unit vectors."""
         device = next(self.model.parameters()).device
-        return F.normalize(self.model.encode_text(self.tokenizer(list(texts)).to(device)).float(), dim=-1)
+        return F.normalize(
+            self.model.encode_text(self.tokenizer(list(texts)).to(device)).float(), dim=-1
+        )
 
 
 def _load_tokenizer(model_id: str, source: str):
@@ -130,14 +147,18 @@ def _build_minilm(model_id: str, weights: str | Path | None, device: torch.devic
     return MeanPooledEncoder("minilm", _load_tokenizer(model_id, str(source)), model)
 
 
-def _build_clip_text(model_id: str, weights: str | Path | None, device: torch.device) -> TextEncoder:
+def _build_clip_text(
+    model_id: str, weights: str | Path | None, device: torch.device
+) -> TextEncoder:
     from transformers import CLIPTextModelWithProjection
 
     model = load_hf_model(model_id, weights, CLIPTextModelWithProjection).to(device)
     return CLIPTextEncoder("clip-text", _load_tokenizer(model_id, str(weights or model_id)), model)
 
 
-def _build_open_clip(model_id: str, weights: str | Path | None, device: torch.device) -> TextEncoder:
+def _build_open_clip(
+    model_id: str, weights: str | Path | None, device: torch.device
+) -> TextEncoder:
     if importlib.util.find_spec("open_clip") is None:
         raise WeightsNotFound(
             f"The 'open-clip' text encoder ({model_id}) needs the open_clip_torch package (`pip install open_clip_torch`)."
@@ -169,13 +190,26 @@ TEXT_ENCODERS = MappingProxyType(
         entry.name: entry
         for entry in (
             TextEncoderEntry(
-                "minilm", "sentence-transformers/all-MiniLM-L6-v2", 384, "all-MiniLM-L6-v2, shipped offline (default)", _build_minilm
+                "minilm",
+                "sentence-transformers/all-MiniLM-L6-v2",
+                384,
+                "all-MiniLM-L6-v2, shipped offline (default)",
+                _build_minilm,
             ),
             TextEncoderEntry(
-                "clip-text", "openai/clip-vit-base-patch32", 512, "CLIP ViT-B/32 text tower (paper setting); local dir or HF cache",
+                "clip-text",
+                "openai/clip-vit-base-patch32",
+                512,
+                "CLIP ViT-B/32 text tower (paper setting); local dir or HF cache",
                 _build_clip_text,
             ),
-            TextEncoderEntry("open-clip", "ViT-B-32", 512, "OpenCLIP text tower from a local checkpoint file", _build_open_clip),
+            TextEncoderEntry(
+                "open-clip",
+                "ViT-B-32",
+                512,
+                "OpenCLIP text tower from a local checkpoint file",
+                _build_open_clip,
+            ),
         )
     }
 )

@@ -21,7 +21,9 @@ def function_text(name: str) -> str:
     return " ".join(name.replace("-", " ").split()).lower()
 
 
-def resolve_function(name: str, *, allow_free_text: bool = False, vocabulary: tuple[str, ...] | None = None) -> str:
+def resolve_function(
+    name: str, *, allow_free_text: bool = False, vocabulary: tuple[str, ...] | None = None
+) -> str:
     """Text to embed for ``name``.
 
     Taxonomy names match in either spelling (``"pour-with"`` or ``"Pour with"``). Anything else

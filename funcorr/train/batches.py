@@ -65,7 +65,12 @@ def _on_part(corr: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
 
 
 def draw_spatial_batch(
-    cache: TrainingCache, n_pairs: int, n_points: int, rng: random.Random, gen: torch.Generator, on_part: bool = False
+    cache: TrainingCache,
+    n_pairs: int,
+    n_points: int,
+    rng: random.Random,
+    gen: torch.Generator,
+    on_part: bool = False,
 ) -> SpatialBatch | None:
     """Spatial pairs (two views of one asset) and their points for the multi-view loss (eq. 2).
 
@@ -95,4 +100,6 @@ def draw_spatial_batch(
         points[i] = drawn[0]
         points[i, : len(drawn)] = drawn
         valid[i, : len(drawn)] = True
-    return SpatialBatch([a for a, _, _ in chosen], [b for _, b, _ in chosen], functions, points, valid)
+    return SpatialBatch(
+        [a for a, _, _ in chosen], [b for _, b, _ in chosen], functions, points, valid
+    )

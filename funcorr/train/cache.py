@@ -19,7 +19,6 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from funcorr.data.readers import TrainViews, load_view
 from funcorr.data.backgrounds import random_background
 from funcorr.data.part_boxes import (
     NoisyOracleProposer,
@@ -29,7 +28,8 @@ from funcorr.data.part_boxes import (
     check_reachable,
 )
 from funcorr.data.pseudolabel import pseudo_label_parts
-from funcorr.images import atomic_path, InputError, mask_iou
+from funcorr.data.readers import TrainViews, load_view
+from funcorr.images import InputError, atomic_path, mask_iou
 from funcorr.train.config import TrainConfig, cache_key
 
 CACHE_FORMAT = "funcorr-train-cache"
@@ -72,7 +72,9 @@ def colour_jitter(image: torch.Tensor, strength: float, rng: np.random.Generator
     return ((out - grey) * saturation + grey).clamp(0, 1)
 
 
-def _background(kind: str, size: tuple[int, int], rng: np.random.Generator, dtype: torch.dtype) -> torch.Tensor:
+def _background(
+    kind: str, size: tuple[int, int], rng: np.random.Generator, dtype: torch.dtype
+) -> torch.Tensor:
     """(3, H, W) background of a kind; ``colour`` draws exactly three uniforms, as funcorr
     0.1 did, so colour-only caches stay reproducible."""
     if kind == "colour":
@@ -90,7 +92,11 @@ def background_variants(
     out = [image]
     size = tuple(mask.shape)
     for _ in range(cfg.background_variants - 1):
-        kind = cfg.background_kinds[int(rng.integers(len(cfg.background_kinds)))] if len(cfg.background_kinds) > 1 else cfg.background_kinds[0]
+        kind = (
+            cfg.background_kinds[int(rng.integers(len(cfg.background_kinds)))]
+            if len(cfg.background_kinds) > 1
+            else cfg.background_kinds[0]
+        )
         composite = torch.where(mask[None], image, _background(kind, size, rng, image.dtype))
         out.append(colour_jitter(composite, cfg.colour_jitter, rng))
     return torch.stack(out)
@@ -99,7 +105,9 @@ def background_variants(
 # --------------------------------------------------------------------------- labels
 
 
-def pseudo_part_masks(root: Path, asset_id: str, record: dict, cfg: TrainConfig, seed: int) -> tuple[dict[str, list[torch.Tensor]], dict[str, float]]:
+def pseudo_part_masks(
+    root: Path, asset_id: str, record: dict, cfg: TrainConfig, seed: int
+) -> tuple[dict[str, list[torch.Tensor]], dict[str, float]]:
     """Pseudo-labelled functional-part masks of every view of one asset (paper Sec. 7.4).
 
     Boxes come from a VLM when ``cfg.vlm_base_url`` is set, else from the noisy oracle that
@@ -118,10 +126,14 @@ def pseudo_part_masks(root: Path, asset_id: str, record: dict, cfg: TrainConfig,
     masks, ious = {}, {}
     functions = list(record["functions"].items())
     # One geometry (visibility, kNN graph, pixel -> point) for all parts of the asset.
-    results = pseudo_label_parts(views, points, proposer, record["category"], [spec["part"] for _, spec in functions])
+    results = pseudo_label_parts(
+        views, points, proposer, record["category"], [spec["part"] for _, spec in functions]
+    )
     for (function, spec), result in zip(functions, results, strict=True):
         masks[function] = [torch.from_numpy(m & v.mask) for m, v in zip(result.masks, views)]
-        ious[function] = float(np.mean([mask_iou(m, v.part_mask(spec["part"])) for m, v in zip(result.masks, views)]))
+        ious[function] = float(
+            np.mean([mask_iou(m, v.part_mask(spec["part"])) for m, v in zip(result.masks, views)])
+        )
     return masks, ious
 
 
@@ -146,13 +158,20 @@ def build_cache(cfg: TrainConfig, backbone, device: torch.device) -> TrainingCac
     features, masks, assets, spatial, ious = [], [], [], [], {}
     part_lists: dict[str, dict[int, torch.Tensor]] = {}
     functions_of_asset: dict[int, list[str]] = {}
-    for asset, asset_id in enumerate(tqdm(dataset.asset_ids, desc="caching features and labels", unit="asset")):
+    for asset, asset_id in enumerate(
+        tqdm(dataset.asset_ids, desc="caching features and labels", unit="asset")
+    ):
         record = dataset.asset_info(asset_id)
         items = [dataset[i] for i in dataset.views_of(asset_id)]
         if cfg.labels == "pseudo":
-            parts, ious[asset_id] = pseudo_part_masks(Path(cfg.data), asset_id, record, cfg, int(rng.integers(1 << 31)))
+            parts, ious[asset_id] = pseudo_part_masks(
+                Path(cfg.data), asset_id, record, cfg, int(rng.integers(1 << 31))
+            )
         else:
-            parts = {f: [item["functional_masks"][f] & item["mask"] for item in items] for f in record["functions"]}
+            parts = {
+                f: [item["functional_masks"][f] & item["mask"] for item in items]
+                for f in record["functions"]
+            }
         functions_of_asset[asset] = sorted(parts)
         first = len(masks)
         for view, item in enumerate(items):
@@ -167,7 +186,9 @@ def build_cache(cfg: TrainConfig, backbone, device: torch.device) -> TrainingCac
         pairs = [(a, b) for a in range(len(items)) for b in range(len(items)) if a != b]
         for j in rng.permutation(len(pairs))[: cfg.spatial_pairs_per_asset]:
             a, b = pairs[j]
-            corr = dataset.correspondences(asset_id, view_ids[a], view_ids[b], max_points=512, seed=int(rng.integers(1 << 31)))
+            corr = dataset.correspondences(
+                asset_id, view_ids[a], view_ids[b], max_points=512, seed=int(rng.integers(1 << 31))
+            )
             if len(corr) >= 16:
                 spatial.append((first + a, first + b, torch.from_numpy(np.ascontiguousarray(corr))))
     part_masks = {}
@@ -177,8 +198,16 @@ def build_cache(cfg: TrainConfig, backbone, device: torch.device) -> TrainingCac
             stack[i] = part
         part_masks[function] = stack
     cache = TrainingCache(
-        torch.stack(features), torch.stack(masks), part_masks, torch.tensor(assets), functions_of_asset, spatial,
-        cfg.labels, backbone.grid.patch_size, backbone.grid.stride, ious,
+        torch.stack(features),
+        torch.stack(masks),
+        part_masks,
+        torch.tensor(assets),
+        functions_of_asset,
+        spatial,
+        cfg.labels,
+        backbone.grid.patch_size,
+        backbone.grid.stride,
+        ious,
     )
     write_cache(path, cache)
     return cache
@@ -199,7 +228,11 @@ def write_cache(path: Path, cache: TrainingCache) -> None:
         "stride": cache.stride,
         "pseudo_label_iou": cache.pseudo_label_iou,
     }
-    metadata = {"format": CACHE_FORMAT, "version": str(CACHE_VERSION), "funcorr": json.dumps(header)}
+    metadata = {
+        "format": CACHE_FORMAT,
+        "version": str(CACHE_VERSION),
+        "funcorr": json.dumps(header),
+    }
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
@@ -215,14 +248,22 @@ def read_cache(path: Path) -> TrainingCache:
             header = json.loads(metadata["funcorr"])
             tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - safe_open is not a dict
     except (SafetensorError, OSError, ValueError, KeyError) as err:
-        raise InputError(f"Could not read the training cache {path} ({err}); delete it to rebuild.") from None
+        raise InputError(
+            f"Could not read the training cache {path} ({err}); delete it to rebuild."
+        ) from None
     spatial, offset = [], 0
     for a, b, n in header["spatial"]:
         spatial.append((a, b, tensors["spatial/points"][offset : offset + n]))
         offset += n
     return TrainingCache(
-        tensors["features"], tensors["masks"],
+        tensors["features"],
+        tensors["masks"],
         {f: tensors[f"part/{i}"] for i, f in enumerate(header["functions"])},
-        tensors["asset_of"], {int(k): v for k, v in header["functions_of_asset"].items()}, spatial,
-        header["label_source"], header["patch_size"], header["stride"], header["pseudo_label_iou"],
+        tensors["asset_of"],
+        {int(k): v for k, v in header["functions_of_asset"].items()},
+        spatial,
+        header["label_source"],
+        header["patch_size"],
+        header["stride"],
+        header["pseudo_label_iou"],
     )

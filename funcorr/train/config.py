@@ -88,11 +88,15 @@ class TrainConfig:
             reason = " ".join(str(err).split())
             raise InputError(f"{path} is not a valid YAML config: {reason}") from None
         if not isinstance(raw, dict):
-            raise InputError(f"{path} must hold a mapping of TrainConfig fields, got {type(raw).__name__}.")
+            raise InputError(
+                f"{path} must hold a mapping of TrainConfig fields, got {type(raw).__name__}."
+            )
         known = {f.name for f in fields(TrainConfig)}
         unknown = sorted(set(map(str, raw)) - known)
         if unknown:
-            raise InputError(f"Unknown keys in {path}: {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+            raise InputError(
+                f"Unknown keys in {path}: {', '.join(unknown)}. Known: {', '.join(sorted(known))}."
+            )
         raw.update({k: v for k, v in overrides.items() if v is not None})
         if "data" not in raw:
             raise InputError(f"{path} must set `data:` (a folder made by `funcorr make-data`).")
@@ -118,8 +122,25 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation)
 
 
-POSITIVE = ("steps", "batch_pairs", "lr", "temperature", "points_per_image", "background_variants", "val_every", "checkpoint_every")
-NON_NEGATIVE = ("weight_functional", "weight_spatial", "weight_mask", "val_pairs", "snapshot_every", "spatial_pairs_per_asset", "colour_jitter")
+POSITIVE = (
+    "steps",
+    "batch_pairs",
+    "lr",
+    "temperature",
+    "points_per_image",
+    "background_variants",
+    "val_every",
+    "checkpoint_every",
+)
+NON_NEGATIVE = (
+    "weight_functional",
+    "weight_spatial",
+    "weight_mask",
+    "val_pairs",
+    "snapshot_every",
+    "spatial_pairs_per_asset",
+    "colour_jitter",
+)
 FRACTIONS = ("oracle_jitter", "oracle_miss_rate", "oracle_false_box_rate")
 
 
@@ -141,28 +162,50 @@ def check_config(cfg: TrainConfig) -> None:
             raise InputError(f"{name} must be between 0 and 1, got {getattr(cfg, name)!r}.")
     if cfg.points_per_image < 2:
         raise InputError("points_per_image must be at least 2.")
-    if isinstance(cfg.layers, int) and cfg.layers < 1 or isinstance(cfg.layers, list) and not cfg.layers:
-        raise InputError(f"layers must be a positive count or a non-empty list of blocks, got {cfg.layers!r}.")
+    if (
+        isinstance(cfg.layers, int)
+        and cfg.layers < 1
+        or isinstance(cfg.layers, list)
+        and not cfg.layers
+    ):
+        raise InputError(
+            f"layers must be a positive count or a non-empty list of blocks, got {cfg.layers!r}."
+        )
     if cfg.labels not in ("pseudo", "true"):
         raise InputError(f"labels must be 'pseudo' or 'true', got {cfg.labels!r}.")
     bad = [k for k in cfg.background_kinds if k not in BACKGROUND_KINDS]
     if bad or not cfg.background_kinds:
-        raise InputError(f"background_kinds must be a non-empty list of {', '.join(BACKGROUND_KINDS)}; got {cfg.background_kinds!r}.")
+        raise InputError(
+            f"background_kinds must be a non-empty list of {', '.join(BACKGROUND_KINDS)}; got {cfg.background_kinds!r}."
+        )
     if cfg.weight_functional + cfg.weight_spatial + cfg.weight_mask <= 0:
         raise InputError("At least one loss weight must be positive.")
 
 
 def _describe(annotation: Any) -> str:
     text = str(annotation).replace("typing.", "")
-    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
-        getattr(annotation, "__name__", text), text
-    )
+    return {
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false",
+        "str": "a string",
+    }.get(getattr(annotation, "__name__", text), text)
 
 
 def cache_key(cfg: TrainConfig) -> str:
     """Hash of the fields the feature cache depends on (a change means a new cache file)."""
-    keys = [cfg.backbone, cfg.layers, cfg.stride, cfg.background_variants, cfg.labels, cfg.spatial_pairs_per_asset,
-            cfg.oracle_jitter, cfg.oracle_miss_rate, cfg.oracle_false_box_rate, cfg.seed]
+    keys = [
+        cfg.backbone,
+        cfg.layers,
+        cfg.stride,
+        cfg.background_variants,
+        cfg.labels,
+        cfg.spatial_pairs_per_asset,
+        cfg.oracle_jitter,
+        cfg.oracle_miss_rate,
+        cfg.oracle_false_box_rate,
+        cfg.seed,
+    ]
     if cfg.background_kinds != ["colour"] or cfg.colour_jitter:
         keys += [cfg.background_kinds, cfg.colour_jitter]
     if cfg.weights:  # another copy of the weights may differ: its own cache

@@ -35,7 +35,9 @@ def find_chromium() -> tuple[str, str] | str:
     dependency: when it is missing the test fails rather than skips."""
     browser = _first_existing(CHROMIUM_CANDIDATES, "chromium")
     driver = _first_existing(DRIVER_CANDIDATES, "chromedriver")
-    missing = [name for name, path in (("chromium", browser), ("chromedriver", driver)) if path is None]
+    missing = [
+        name for name, path in (("chromium", browser), ("chromedriver", driver)) if path is None
+    ]
     if missing:
         return f"{' and '.join(missing)} not found (install: apt-get install -y chromium chromium-driver)"
     return browser, driver

@@ -16,7 +16,9 @@ def matcher_factory(backbone):
 
     def create(config: MatcherConfig) -> Matcher:
         if config.backbone != "dinov2-s14" or config.checkpoint or config.layers or config.stride:
-            raise AssertionError(f"test matcher factory only serves the default dinov2-s14, got {config}")
+            raise AssertionError(
+                f"test matcher factory only serves the default dinov2-s14, got {config}"
+            )
         with mock.patch("funcorr.model.matcher.load_backbone", return_value=backbone):
             return Matcher(config)
 

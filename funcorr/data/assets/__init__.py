@@ -94,7 +94,9 @@ def generate(category: str, seed: int, asset_id: str | None = None, **params: fl
     family = CATEGORIES[category]
     unknown = set(params) - set(family.params)
     if unknown:
-        raise KeyError(f"{category} has no parameters {sorted(unknown)}; parameters: {sorted(family.params)}")
+        raise KeyError(
+            f"{category} has no parameters {sorted(unknown)}; parameters: {sorted(family.params)}"
+        )
     rng = np.random.default_rng(seed)
     values = {**family.sample_params(rng), **{k: float(v) for k, v in params.items()}}
     draft = family.build(values, rng)

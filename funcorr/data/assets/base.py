@@ -91,12 +91,20 @@ class FunctionalPart:
     symmetry: int = 1
 
     def to_json(self) -> dict:
-        return {"part": self.part, "frame": self.frame.tolist(), "size": self.size, "symmetry": self.symmetry}
+        return {
+            "part": self.part,
+            "frame": self.frame.tolist(),
+            "size": self.size,
+            "symmetry": self.symmetry,
+        }
 
     @staticmethod
     def from_json(data: dict) -> FunctionalPart:
         return FunctionalPart(
-            str(data["part"]), np.asarray(data["frame"], np.float64), float(data["size"]), int(data.get("symmetry", 1))
+            str(data["part"]),
+            np.asarray(data["frame"], np.float64),
+            float(data["size"]),
+            int(data.get("symmetry", 1)),
         )
 
 
@@ -140,7 +148,9 @@ class Asset:
         try:
             return self.part_names.index(name)
         except ValueError:
-            raise KeyError(f"{self.asset_id} has no part {name!r}; parts: {self.part_names}") from None
+            raise KeyError(
+                f"{self.asset_id} has no part {name!r}; parts: {self.part_names}"
+            ) from None
 
     def functional_part_id(self, function: str) -> int:
         """Part index of the functional part for ``function``."""
@@ -165,7 +175,12 @@ def frame_from(origin: Sequence[float], z: Sequence[float], x_hint: Sequence[flo
         raise ValueError("frame x hint is parallel to z")
     x_axis /= np.linalg.norm(x_axis)
     pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x_axis, np.cross(z_axis, x_axis), z_axis, origin
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = (
+        x_axis,
+        np.cross(z_axis, x_axis),
+        z_axis,
+        origin,
+    )
     return pose
 
 
@@ -201,7 +216,9 @@ class Draft:
         self.meshes.append(mesh)
         self.labels.append([part] * len(mesh.faces))
 
-    def add_by_segment(self, piece: tuple[trimesh.Trimesh, np.ndarray], parts: Sequence[tuple[int, str]]) -> None:
+    def add_by_segment(
+        self, piece: tuple[trimesh.Trimesh, np.ndarray], parts: Sequence[tuple[int, str]]
+    ) -> None:
         """Add a piece whose faces are labelled by segment: ``parts`` = [(first_segment, name), ...] ascending."""
         mesh, segment = piece
         starts = np.array([s for s, _ in parts])
@@ -210,7 +227,9 @@ class Draft:
         self.meshes.append(mesh)
         self.labels.append([names[max(i, 0)] for i in which])
 
-    def build(self, category: str, asset_id: str, seed: int | None, params: dict[str, float]) -> Asset:
+    def build(
+        self, category: str, asset_id: str, seed: int | None, params: dict[str, float]
+    ) -> Asset:
         """Concatenate, normalise (unit longest side, centred) and compute functional frames."""
         mesh = trimesh.util.concatenate(self.meshes)
         flat = [name for labels in self.labels for name in labels]
@@ -225,9 +244,13 @@ class Draft:
             frame = frame_from((np.asarray(spec.origin) - center) * scale, spec.z, spec.x_hint)
             part_faces = face_parts == part_names.index(spec.part)
             verts = mesh.vertices[np.unique(mesh.faces[part_faces])]
-            functions[name] = FunctionalPart(spec.part, frame, part_size(verts, frame), spec.symmetry)
+            functions[name] = FunctionalPart(
+                spec.part, frame, part_size(verts, frame), spec.symmetry
+            )
         materials = [self.materials.get(n, Material((180, 180, 180))) for n in part_names]
-        return Asset(mesh, face_parts, part_names, category, functions, materials, asset_id, seed, params)
+        return Asset(
+            mesh, face_parts, part_names, category, functions, materials, asset_id, seed, params
+        )
 
 
 def random_material(rng: np.random.Generator, kind: str) -> Material:

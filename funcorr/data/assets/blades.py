@@ -17,7 +17,9 @@ HANDLE_KINDS = ("wood", "plastic", "rubber")
 GRID_U, GRID_V = 32, 8
 
 
-def _handle(draft: Draft, length: float, radius: float, x_end: float = 0.05, flat: float = 0.6) -> None:
+def _handle(
+    draft: Draft, length: float, radius: float, x_end: float = 0.05, flat: float = 0.6
+) -> None:
     """Rounded handle along x from -length to x_end, flattened along z."""
     x = np.linspace(-length, x_end, 16)
     swell = 1.0 + 0.12 * np.sin(np.linspace(0, np.pi, len(x)))
@@ -61,7 +63,9 @@ def build_knife(p: Params, rng: np.random.Generator) -> Draft:
     d.functions["cut-with"] = _edge_spec(grid, 0.45)
     point = grid[-1, 0]
     d.functions["pierce-with"] = FunctionSpec("tip", point, point - grid[-4].mean(0), (0, -1, 0))
-    d.materials.update(blade=pick_material(rng, ("metal",)), handle=pick_material(rng, HANDLE_KINDS))
+    d.materials.update(
+        blade=pick_material(rng, ("metal",)), handle=pick_material(rng, HANDLE_KINDS)
+    )
     d.materials["tip"] = d.materials["blade"]
     return d
 
@@ -72,18 +76,24 @@ def build_cleaver(p: Params, rng: np.random.Generator) -> Draft:
     u = np.linspace(0, 1, GRID_U)
     spine = np.full(GRID_U, height)
     edge = p["edge_curve"] * height * (2 * u - 1) ** 2 - p["edge_curve"] * height
-    spine[-1] = edge[-1] + 1e-3 * height  # squared-off nose: collapse the last row onto the edge corner
+    spine[-1] = (
+        edge[-1] + 1e-3 * height
+    )  # squared-off nose: collapse the last row onto the edge corner
     grid = _blade_grid(length, spine - 0.9 * height, edge - 0.9 * height)
     # Cleavers are thick at the spine; keep the front row thin so the nose is a flat face.
     thickness = np.linspace(p["thickness"], 0.006, GRID_V)[None].repeat(GRID_U, 0)
     d.add("blade", thick_sheet(grid, thickness))
     _handle(d, p["handle_length"], p["handle_radius"], x_end=0.05)
     d.functions["cut-with"] = _edge_spec(grid, 0.5)
-    d.materials.update(blade=pick_material(rng, ("metal",)), handle=pick_material(rng, HANDLE_KINDS))
+    d.materials.update(
+        blade=pick_material(rng, ("metal",)), handle=pick_material(rng, HANDLE_KINDS)
+    )
     return d
 
 
-def _flat_head(length: float, back_width: float, front_width: float, x0: float, z: float, curl: float) -> np.ndarray:
+def _flat_head(
+    length: float, back_width: float, front_width: float, x0: float, z: float, curl: float
+) -> np.ndarray:
     """Trapezoidal plate grid (U, V, 3) from x0 to x0 + length, slightly curled up at the sides."""
     u = np.linspace(0, 1, 20)[:, None]
     v = np.linspace(-1, 1, 12)[None]
@@ -104,9 +114,14 @@ def build_spatula(p: Params, rng: np.random.Generator) -> Draft:
     d = Draft()
     _handle(d, p["handle_length"], p["handle_radius"], x_end=0.0)
     neck_len, drop = p["neck_length"], p["drop"]
-    neck = np.stack([np.linspace(-0.1, neck_len + 0.05, 12), np.zeros(12), -drop * np.linspace(0, 1, 12) ** 2], 1)
+    neck = np.stack(
+        [np.linspace(-0.1, neck_len + 0.05, 12), np.zeros(12), -drop * np.linspace(0, 1, 12) ** 2],
+        1,
+    )
     d.add("neck", tube(neck, 0.05, segments=12, aspect=0.4, up=(0, 0, 1)))
-    grid = _flat_head(p["blade_length"], p["back_width"], p["front_width"], neck_len, -drop, p["curl"])
+    grid = _flat_head(
+        p["blade_length"], p["back_width"], p["front_width"], neck_len, -drop, p["curl"]
+    )
     d.add("blade", thick_sheet(grid, 0.02))
     spec = _front_edge_spec(grid, "blade")
     d.functions.update({"lift-with": spec, "scrape-with": spec, "spread-with": spec})
@@ -123,7 +138,13 @@ def build_scraper(p: Params, rng: np.random.Generator) -> Draft:
     _handle(d, p["handle_length"], p["handle_radius"], x_end=0.1, flat=0.7)
     d.add(
         "ferrule",
-        tube(np.array([[0.0, 0, 0], [0.2, 0, 0]]), p["handle_radius"] * 0.8, segments=18, aspect=0.5, up=(0, 0, 1)),
+        tube(
+            np.array([[0.0, 0, 0], [0.2, 0, 0]]),
+            p["handle_radius"] * 0.8,
+            segments=18,
+            aspect=0.5,
+            up=(0, 0, 1),
+        ),
     )
     grid = _flat_head(p["blade_length"], p["back_width"], p["front_width"], 0.15, 0.0, 0.0)
     d.add("blade", thick_sheet(grid, np.linspace(0.025, 0.006, 20)[:, None].repeat(12, 1)))

@@ -86,7 +86,9 @@ def read_bop_scene(scene_dir: str | os.PathLike) -> list[BopFrame]:
     for key in sorted(gts, key=int):
         image_id = int(key)
         if key not in cameras:
-            raise InputError(f"{scene}: image {image_id} has ground truth but no camera in scene_camera.json.")
+            raise InputError(
+                f"{scene}: image {image_id} has ground truth but no camera in scene_camera.json."
+            )
         K = np.asarray(cameras[key]["cam_K"], np.float64).reshape(3, 3)
         objects = tuple(
             BopObject(
@@ -117,7 +119,9 @@ def bop_view(frame: BopFrame, obj: BopObject, model: trimesh.Trimesh) -> Rendere
         visible = np.asarray(im.convert("L")) > 0
     h, w = rgb.shape[:2]
     if visible.shape != (h, w):
-        raise InputError(f"{obj.mask_path} is {visible.shape[1]}x{visible.shape[0]} but the image is {w}x{h}.")
+        raise InputError(
+            f"{obj.mask_path} is {visible.shape[1]}x{visible.shape[0]} but the image is {w}x{h}."
+        )
     view = render_view(model, frame.K, obj.cam_to_world, size=(w, h))
     keep = view.mask & visible
     view.rgb = rgb

@@ -16,7 +16,9 @@ AWAY_FROM_HANDLE = (1.0, 0.0, 0.0)
 BODY_KINDS = ("ceramic", "metal", "plastic")
 
 
-def _spout(draft: Draft, controls: np.ndarray, r_base: float, r_tip: float, part: str = "spout") -> FunctionSpec:
+def _spout(
+    draft: Draft, controls: np.ndarray, r_base: float, r_tip: float, part: str = "spout"
+) -> FunctionSpec:
     """Tapered tube along a Bezier centre line; returns the pour-with spec at its tip."""
     path = bezier(controls, 24)
     draft.add(part, tube(path, np.linspace(r_base, r_tip, len(path)), segments=20))
@@ -24,7 +26,9 @@ def _spout(draft: Draft, controls: np.ndarray, r_base: float, r_tip: float, part
     return FunctionSpec(part, path[-1], direction, UP)
 
 
-def _side_handle(draft: Draft, wall_x: float, z_low: float, z_high: float, reach: float, radius: float) -> np.ndarray:
+def _side_handle(
+    draft: Draft, wall_x: float, z_low: float, z_high: float, reach: float, radius: float
+) -> np.ndarray:
     """C-shaped handle in the xz plane at -x, starting inside the wall; returns its centre line (N, 3)."""
     controls = np.array(
         [
@@ -79,9 +83,15 @@ def build_kettle(p: Params, rng: np.random.Generator) -> Draft:
     _lid(d, top * 0.95, h, p["lid_height"])
     angle = np.radians(p["spout_angle"])
     base = np.array([0.55 * r, 0, 0.3 * h])
-    tip = np.array([r + p["spout_length"] * np.cos(angle), 0, 0.3 * h + p["spout_length"] * np.sin(angle)])
-    mid = np.array([r + 0.35 * p["spout_length"] * np.cos(angle), 0, 0.32 * h + 0.15 * p["spout_length"]])
-    d.functions["pour-with"] = _spout(d, np.array([base, mid, tip]), p["spout_radius"] * 1.7, p["spout_radius"] * 0.7)
+    tip = np.array(
+        [r + p["spout_length"] * np.cos(angle), 0, 0.3 * h + p["spout_length"] * np.sin(angle)]
+    )
+    mid = np.array(
+        [r + 0.35 * p["spout_length"] * np.cos(angle), 0, 0.32 * h + 0.15 * p["spout_length"]]
+    )
+    d.functions["pour-with"] = _spout(
+        d, np.array([base, mid, tip]), p["spout_radius"] * 1.7, p["spout_radius"] * 0.7
+    )
     arch = np.array(
         [
             [-0.7 * top, 0, h - 0.05],
@@ -92,7 +102,9 @@ def build_kettle(p: Params, rng: np.random.Generator) -> Draft:
     )
     d.add("handle", tube(bezier(arch, 28), 0.09, segments=16, aspect=0.7, up=(0, 1, 0)))
     body = pick_material(rng, BODY_KINDS)
-    d.materials.update(body=body, lid=body, spout=body, handle=pick_material(rng, ("plastic", "rubber", "wood")))
+    d.materials.update(
+        body=body, lid=body, spout=body, handle=pick_material(rng, ("plastic", "rubber", "wood"))
+    )
     return d
 
 
@@ -108,9 +120,16 @@ def build_teapot(p: Params, rng: np.random.Generator) -> Draft:
     top_z = ellipse[-1][1]
     _lid(d, opening, top_z, 0.12 * h)
     base = np.array([0.6 * r, 0, 0.3 * h])
-    tip = base + np.array([r * 0.4 + p["spout_length"], 0, p["spout_length"] * np.tan(np.radians(p["spout_angle"]))])
+    tip = base + np.array(
+        [r * 0.4 + p["spout_length"], 0, p["spout_length"] * np.tan(np.radians(p["spout_angle"]))]
+    )
     s_curve = np.array(
-        [base, base + [0.7 * r, 0, -0.05 * h], tip - [0.25 * p["spout_length"], 0, 0.4 * (tip[2] - base[2])], tip]
+        [
+            base,
+            base + [0.7 * r, 0, -0.05 * h],
+            tip - [0.25 * p["spout_length"], 0, 0.4 * (tip[2] - base[2])],
+            tip,
+        ]
     )
     d.functions["pour-with"] = _spout(d, s_curve, p["spout_radius"] * 1.8, p["spout_radius"] * 0.6)
     handle_r = 0.08
@@ -141,8 +160,12 @@ def build_bottle(p: Params, rng: np.random.Generator) -> Draft:
         (0, neck_top - 3 * lip),
     ]
     d.add_by_segment(lathe(np.array(profile), 48), [(0, "body"), (5, "neck")])
-    d.functions["pour-with"] = FunctionSpec("neck", (0, 0, neck_top), UP, AWAY_FROM_HANDLE, symmetry=0)
-    d.functions["roll-onto"] = FunctionSpec("body", (0, 0, hb / 2), UP, AWAY_FROM_HANDLE, symmetry=0)
+    d.functions["pour-with"] = FunctionSpec(
+        "neck", (0, 0, neck_top), UP, AWAY_FROM_HANDLE, symmetry=0
+    )
+    d.functions["roll-onto"] = FunctionSpec(
+        "body", (0, 0, hb / 2), UP, AWAY_FROM_HANDLE, symmetry=0
+    )
     glass = pick_material(rng, ("glass", "plastic"))
     d.materials.update(body=glass, neck=glass)
     return d
@@ -169,7 +192,9 @@ def _open_cup(r: float, h: float, wall: float, band: float) -> np.ndarray:
 def build_mug(p: Params, rng: np.random.Generator) -> Draft:
     d = Draft()
     r, h, wall = p["radius"], p["height"], p["wall"]
-    d.add_by_segment(lathe(_open_cup(r, h, wall, 0.18 * h), 48), [(0, "body"), (3, "rim"), (7, "body")])
+    d.add_by_segment(
+        lathe(_open_cup(r, h, wall, 0.18 * h), 48), [(0, "body"), (3, "rim"), (7, "body")]
+    )
     radius = p["handle_thickness"]
     path = _side_handle(d, -r, h * p["handle_low"], h * 0.85, p["handle_reach"], radius)
     rim = FunctionSpec("rim", (0, 0, h), UP, AWAY_FROM_HANDLE, symmetry=0)
@@ -231,9 +256,18 @@ def build_watering_can(p: Params, rng: np.random.Generator) -> Draft:
     rose_len = 0.25
     rose_path = np.linspace(tip - 0.02 * direction, tip + rose_len * direction, 6)
     d.add("spout", tube(path, np.linspace(0.09, 0.06, len(path)), segments=16))
-    d.add("spout", tube(rose_path, np.linspace(0.06, p["rose_radius"], len(rose_path)), segments=24))
+    d.add(
+        "spout", tube(rose_path, np.linspace(0.06, p["rose_radius"], len(rose_path)), segments=24)
+    )
     d.functions["pour-with"] = FunctionSpec("spout", rose_path[-1], direction, UP)
-    arch = np.array([[-0.9 * r, 0, 0.75 * h], [-1.2 * r, 0, 1.45 * h], [0.1 * r, 0, 1.45 * h], [0.4 * r, 0, 0.98 * h]])
+    arch = np.array(
+        [
+            [-0.9 * r, 0, 0.75 * h],
+            [-1.2 * r, 0, 1.45 * h],
+            [0.1 * r, 0, 1.45 * h],
+            [0.4 * r, 0, 0.98 * h],
+        ]
+    )
     d.add("handle", tube(bezier(arch, 28), 0.08, segments=16, aspect=0.7, up=(0, 1, 0)))
     body = pick_material(rng, ("plastic", "metal"))
     d.materials.update(body=body, spout=body, handle=body)

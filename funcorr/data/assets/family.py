@@ -51,7 +51,9 @@ def pick_material(rng: np.random.Generator, kinds: tuple[str, ...]) -> Material:
     return random_material(rng, kinds[int(rng.integers(len(kinds)))])
 
 
-def along_x(piece: tuple[trimesh.Trimesh, np.ndarray], shift: float = 0.0) -> tuple[trimesh.Trimesh, np.ndarray]:
+def along_x(
+    piece: tuple[trimesh.Trimesh, np.ndarray], shift: float = 0.0
+) -> tuple[trimesh.Trimesh, np.ndarray]:
     """Turn a piece built about +z (lathes) to lie along +x, then shift it along x."""
     mesh, seg = piece
     rot = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])

@@ -16,7 +16,9 @@ Piece = tuple[trimesh.Trimesh, np.ndarray]
 
 
 def _mesh(vertices: np.ndarray, faces: np.ndarray) -> trimesh.Trimesh:
-    return trimesh.Trimesh(vertices=np.asarray(vertices, np.float64), faces=np.asarray(faces, np.int64), process=False)
+    return trimesh.Trimesh(
+        vertices=np.asarray(vertices, np.float64), faces=np.asarray(faces, np.int64), process=False
+    )
 
 
 def _orient_outward(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -106,14 +108,17 @@ def tube(
     aspect = np.broadcast_to(np.asarray(aspect, np.float64), (n,))
     tangents, normals, binormals = _transport_frames(path)
     if up is not None:
-        normals = np.asarray(up, np.float64)[None] - (tangents @ np.asarray(up, np.float64))[:, None] * tangents
+        normals = (
+            np.asarray(up, np.float64)[None]
+            - (tangents @ np.asarray(up, np.float64))[:, None] * tangents
+        )
         normals /= np.linalg.norm(normals, axis=1, keepdims=True)
         binormals = np.cross(tangents, normals)
     theta = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
     # First axis (normal) carries radius * aspect so that aspect < 1 flattens along ``up``.
-    offsets = (radius * aspect)[:, None, None] * np.cos(theta)[None, :, None] * normals[:, None] + radius[
-        :, None, None
-    ] * np.sin(theta)[None, :, None] * binormals[:, None]
+    offsets = (radius * aspect)[:, None, None] * np.cos(theta)[None, :, None] * normals[
+        :, None
+    ] + radius[:, None, None] * np.sin(theta)[None, :, None] * binormals[:, None]
     rings = path[:, None] + offsets
     vertices = np.concatenate([rings.reshape(-1, 3), path[[0, -1]]])
     idx = np.arange(n * segments).reshape(n, segments)
@@ -181,7 +186,9 @@ def thick_sheet(grid: np.ndarray, thickness: float | np.ndarray) -> Piece:
     return mesh, np.concatenate(seg)
 
 
-def box(extents: tuple[float, float, float], center: tuple[float, float, float] = (0, 0, 0)) -> Piece:
+def box(
+    extents: tuple[float, float, float], center: tuple[float, float, float] = (0, 0, 0)
+) -> Piece:
     """Axis-aligned box; one segment."""
     mesh = trimesh.creation.box(extents=extents)
     mesh.apply_translation(center)
@@ -204,7 +211,12 @@ def bezier(points: np.ndarray, n: int) -> np.ndarray:
 
 
 def arc(
-    center: np.ndarray, radius: float, start: float, stop: float, n: int, plane: tuple[int, int] = (0, 2)
+    center: np.ndarray,
+    radius: float,
+    start: float,
+    stop: float,
+    n: int,
+    plane: tuple[int, int] = (0, 2),
 ) -> np.ndarray:
     """(n, 3) points on a circular arc in the plane of two axes, angles in radians."""
     angles = np.linspace(start, stop, n)
@@ -224,7 +236,9 @@ def rounded_profile(points: list[tuple[float, float]], samples: int = 1) -> np.n
     return np.concatenate([*dense, pts[-1:]])
 
 
-def surface_distance(mesh: trimesh.Trimesh, points: np.ndarray, candidates: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def surface_distance(
+    mesh: trimesh.Trimesh, points: np.ndarray, candidates: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact distance from points (N, 3) to a mesh and the closest triangle, without trimesh's rtree dependency.
 
     Triangles are ranked by a lower bound on their distance (centroid distance minus
@@ -249,7 +263,11 @@ def surface_distance(mesh: trimesh.Trimesh, points: np.ndarray, candidates: int 
             dist = np.linalg.norm(closest - repeated, axis=1).reshape(len(chunk), k)
             pick = np.argmin(dist, axis=1)
             found = dist[np.arange(len(chunk)), pick]
-            next_bound = np.take_along_axis(lower, order[:, k : k + 1], 1)[:, 0] if k < len(triangles) else np.inf
+            next_bound = (
+                np.take_along_axis(lower, order[:, k : k + 1], 1)[:, 0]
+                if k < len(triangles)
+                else np.inf
+            )
             if k == len(triangles) or np.all(next_bound >= found):
                 break
             k = min(2 * k, len(triangles))

@@ -21,12 +21,20 @@ def build_hook(p: Params, rng: np.random.Generator) -> Draft:
     tip = curve[-1] + np.linspace(0, p["tip_length"], 6)[:, None] * end_dir
     path = np.concatenate([straight, curve[1:], tip[1:]])
     n_shank, n_curve = len(straight) - 1, len(curve) - 1
-    radius = np.concatenate([np.full(n_shank + n_curve + 1, wire), np.linspace(wire, 0.6 * wire, len(tip) - 1)])
-    d.add_by_segment(tube(path, radius, segments=14), [(0, "shank"), (n_shank, "curve"), (n_shank + n_curve, "tip")])
+    radius = np.concatenate(
+        [np.full(n_shank + n_curve + 1, wire), np.linspace(wire, 0.6 * wire, len(tip) - 1)]
+    )
+    d.add_by_segment(
+        tube(path, radius, segments=14),
+        [(0, "shank"), (n_shank, "curve"), (n_shank + n_curve, "tip")],
+    )
     if p["mount"] == 0:
         d.add("mount", box((0.06, 0.35, 0.5), (-0.03 - wire, 0, 0.1)))
     else:
-        d.add("mount", tube(arc((0, 0, 0.2), 0.15, -np.pi / 2, 1.5 * np.pi, 32), 0.7 * wire, segments=12))
+        d.add(
+            "mount",
+            tube(arc((0, 0, 0.2), 0.15, -np.pi / 2, 1.5 * np.pi, 32), 0.7 * wire, segments=12),
+        )
     bottom = np.array([bend, 0, -shank - r])
     d.functions["hang-onto"] = FunctionSpec("curve", bottom + [0, 0, wire], (0, 0, 1), LOOP_NORMAL)
     d.functions["pull-with"] = d.functions["hang-onto"]
@@ -40,20 +48,34 @@ def build_coat_hanger(p: Params, rng: np.random.Generator) -> Draft:
     half, shoulder, wire = p["width"] / 2, p["shoulder"], p["wire_radius"]
     # Body: a flat bar curving down from the neck to both shoulder tips, plus an optional bar underneath.
     bar = bezier(
-        np.array([[-half, 0, 0], [-0.45 * half, 0, shoulder * 1.2], [0.45 * half, 0, shoulder * 1.2], [half, 0, 0]]), 40
+        np.array(
+            [
+                [-half, 0, 0],
+                [-0.45 * half, 0, shoulder * 1.2],
+                [0.45 * half, 0, shoulder * 1.2],
+                [half, 0, 0],
+            ]
+        ),
+        40,
     )
     d.add("body", tube(bar, p["bar_radius"], segments=16, aspect=p["bar_flat"], up=(0, 1, 0)))
     if p["bottom_bar"] == 1:
-        d.add("body", tube(np.array([[-half * 0.98, 0, 0], [half * 0.98, 0, 0]]), wire, segments=12))
+        d.add(
+            "body", tube(np.array([[-half * 0.98, 0, 0], [half * 0.98, 0, 0]]), wire, segments=12)
+        )
     top = bar[len(bar) // 2]
-    neck = np.stack([np.zeros(6), np.zeros(6), np.linspace(top[2] - 0.05, top[2] + p["neck"], 6)], 1)
+    neck = np.stack(
+        [np.zeros(6), np.zeros(6), np.linspace(top[2] - 0.05, top[2] + p["neck"], 6)], 1
+    )
     r = p["hook_radius"]
     curve = arc((r, 0, neck[-1, 2]), r, np.pi, np.radians(-40), 28)
     path = np.concatenate([neck, curve[1:]])
     d.add("hook", tube(path, wire, segments=12))
     summit = np.array([r, 0, neck[-1, 2] + r])
     d.functions["hang-onto"] = FunctionSpec("hook", summit - [0, 0, wire], (0, 0, -1), LOOP_NORMAL)
-    d.materials.update(body=pick_material(rng, ("wood", "plastic", "metal")), hook=pick_material(rng, ("metal",)))
+    d.materials.update(
+        body=pick_material(rng, ("wood", "plastic", "metal")), hook=pick_material(rng, ("metal",))
+    )
     return d
 
 

@@ -52,7 +52,9 @@ def read_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
     if not path.is_file():
         raise InputError(f"No mesh file at {path}.")
     if path.suffix.lower() not in MESH_SUFFIXES:
-        raise InputError(f"Unsupported mesh format {path.suffix!r} for {path}; use one of {', '.join(MESH_SUFFIXES)}.")
+        raise InputError(
+            f"Unsupported mesh format {path.suffix!r} for {path}; use one of {', '.join(MESH_SUFFIXES)}."
+        )
     try:
         mesh = trimesh.load(path, force="mesh", process=False)
     except Exception as err:  # trimesh raises many exception types for corrupt files
@@ -72,7 +74,9 @@ def _read_sidecar(path: Path, n_faces: int) -> dict:
     if "face_parts" in data:
         labels = np.asarray(data["face_parts"])
         if labels.shape != (n_faces,):
-            raise InputError(f"{path}: face_parts has {labels.size} entries but the mesh has {n_faces} faces.")
+            raise InputError(
+                f"{path}: face_parts has {labels.size} entries but the mesh has {n_faces} faces."
+            )
         if labels.min() < 0 or labels.max() >= len(data.get("part_names", [])):
             raise InputError(f"{path}: face_parts indices must be in [0, len(part_names)).")
     return data
@@ -130,7 +134,9 @@ def load_mesh_asset(
     for name, spec in data.get("functions", {}).items():
         part = str(spec["part"])
         if part not in part_names:
-            raise InputError(f"{sidecar}: function {name!r} uses unknown part {part!r}; parts: {part_names}.")
+            raise InputError(
+                f"{sidecar}: function {name!r} uses unknown part {part!r}; parts: {part_names}."
+            )
         verts = mesh.vertices[np.unique(mesh.faces[face_parts == part_names.index(part)])]
         if len(verts) == 0:
             raise InputError(f"{sidecar}: part {part!r} of function {name!r} has no faces.")
@@ -139,7 +145,9 @@ def load_mesh_asset(
             frame[:3, :3] /= scale  # keep the frame rigid: only its origin moves with the scaling
         else:
             frame = _heuristic_frame(verts, np.zeros(3))
-        functions[name] = FunctionalPart(part, frame, part_size(verts, frame), int(spec.get("symmetry", 1)))
+        functions[name] = FunctionalPart(
+            part, frame, part_size(verts, frame), int(spec.get("symmetry", 1))
+        )
     grey = [Material((170, 170, 170), 0.2, 20.0) for _ in part_names]
     return Asset(
         mesh=mesh,

@@ -17,7 +17,12 @@ FORWARD = (1.0, 0.0, 0.0)
 
 def build_spoon(p: Params, rng: np.random.Generator) -> Draft:
     d = Draft()
-    front, back, half_w, depth = p["bowl_front"], p["bowl_back"], p["bowl_width"] / 2, p["bowl_depth"]
+    front, back, half_w, depth = (
+        p["bowl_front"],
+        p["bowl_back"],
+        p["bowl_width"] / 2,
+        p["bowl_depth"],
+    )
     u, v = np.meshgrid(np.linspace(-1, 1, 22), np.linspace(-1, 1, 18), indexing="ij")
     x, y = square_to_disk(u, v)
     # Egg-shaped outline: the tip half is longer than the back half.
@@ -51,20 +56,35 @@ def build_ladle(p: Params, rng: np.random.Generator) -> Draft:
     angles = np.linspace(-np.pi / 2, 0, 12)
     outer = [(r * np.cos(a), depth * np.sin(a)) for a in angles]
     inner = [((r - wall) * np.cos(a), (depth - wall) * np.sin(a)) for a in angles[::-1]]
-    profile = np.array([(0, -depth)] + outer[1:] + [(r - wall / 2, wall / 2)] + inner[:-1] + [(0, -(depth - wall))])
+    profile = np.array(
+        [(0, -depth)] + outer[1:] + [(r - wall / 2, wall / 2)] + inner[:-1] + [(0, -(depth - wall))]
+    )
     bowl, seg = lathe(profile, 48)
     bowl.apply_translation((r, 0, 0))
     d.add("bowl", (bowl, seg))
     length, rise = p["handle_length"], p["handle_rise"]
     path = bezier(
         np.array(
-            [[0.15 * r, 0, -0.1 * depth], [-0.1 * r, 0, 0.3 * rise], [-0.5 * length, 0, rise], [-length, 0, rise * 1.1]]
+            [
+                [0.15 * r, 0, -0.1 * depth],
+                [-0.1 * r, 0, 0.3 * rise],
+                [-0.5 * length, 0, rise],
+                [-length, 0, rise * 1.1],
+            ]
         ),
         32,
     )
     d.add("handle", tube(path, 0.05, segments=14, aspect=0.45, up=UP))
     hook = bezier(
-        np.array([path[-1], path[-1] + [-0.3, 0, 0.05], path[-1] + [-0.3, 0, -0.25], path[-1] + [-0.1, 0, -0.25]]), 12
+        np.array(
+            [
+                path[-1],
+                path[-1] + [-0.3, 0, 0.05],
+                path[-1] + [-0.3, 0, -0.25],
+                path[-1] + [-0.1, 0, -0.25],
+            ]
+        ),
+        12,
     )
     d.add("handle", tube(hook, 0.045, segments=12))
     rim = FunctionSpec("bowl", (r, 0, 0), UP, FORWARD, symmetry=0)
@@ -87,15 +107,37 @@ def build_trowel(p: Params, rng: np.random.Generator) -> Draft:
     grid = np.stack([x, y, z], -1)
     d.add("blade", thick_sheet(grid, 0.025))
     shank = bezier(
-        np.array([[0.25 * length, 0, 0.0], [0.0, 0, 0.05], [-0.15, 0, p["shank_rise"]], [-0.3, 0, p["shank_rise"]]]), 14
+        np.array(
+            [
+                [0.25 * length, 0, 0.0],
+                [0.0, 0, 0.05],
+                [-0.15, 0, p["shank_rise"]],
+                [-0.3, 0, p["shank_rise"]],
+            ]
+        ),
+        14,
     )
     d.add("shank", tube(shank, 0.04, segments=12))
-    handle = np.stack([np.linspace(-0.3, -0.3 - p["handle_length"], 14), np.zeros(14), np.full(14, p["shank_rise"])], 1)
-    d.add("handle", tube(handle, p["handle_radius"] * (1 + 0.15 * np.sin(np.linspace(0, np.pi, 14))), segments=18))
+    handle = np.stack(
+        [
+            np.linspace(-0.3, -0.3 - p["handle_length"], 14),
+            np.zeros(14),
+            np.full(14, p["shank_rise"]),
+        ],
+        1,
+    )
+    d.add(
+        "handle",
+        tube(
+            handle, p["handle_radius"] * (1 + 0.15 * np.sin(np.linspace(0, np.pi, 14))), segments=18
+        ),
+    )
     d.functions["scoop-with"] = FunctionSpec("blade", (0.4 * length, 0, dish * 0.8), UP, FORWARD)
     d.functions["dig-with"] = FunctionSpec("blade", (length, 0, 0), FORWARD, (0, 1, 0))
     blade = pick_material(rng, ("metal", "plastic"))
-    d.materials.update(blade=blade, shank=blade, handle=pick_material(rng, ("wood", "plastic", "rubber")))
+    d.materials.update(
+        blade=blade, shank=blade, handle=pick_material(rng, ("wood", "plastic", "rubber"))
+    )
     return d
 
 
@@ -106,13 +148,20 @@ def build_scoop(p: Params, rng: np.random.Generator) -> Draft:
     phi = np.linspace(0, np.pi, 20)[None]
     # Trough: half cylinder open at the top and the front; the front lip is cut at a slant.
     x = np.broadcast_to(u * length, (20, 20)) * (1 - p["slant"] * np.sin(phi))
-    trough = np.stack([x, r * np.cos(phi) * np.ones_like(x), -r * np.sin(phi) * np.ones_like(x)], -1)
+    trough = np.stack(
+        [x, r * np.cos(phi) * np.ones_like(x), -r * np.sin(phi) * np.ones_like(x)], -1
+    )
     d.add("bowl", thick_sheet(trough, 0.025))
     rho = np.linspace(0.02, 1, 10)[:, None]
     back = np.stack([np.zeros((10, 20)), r * rho * np.cos(phi), -r * rho * np.sin(phi)], -1)
     d.add("bowl", thick_sheet(back, 0.025))
     handle = np.stack(
-        [np.linspace(0.02, -p["handle_length"], 14), np.zeros(14), np.linspace(-0.5 * r, -0.3 * r, 14)], 1
+        [
+            np.linspace(0.02, -p["handle_length"], 14),
+            np.zeros(14),
+            np.linspace(-0.5 * r, -0.3 * r, 14),
+        ],
+        1,
     )
     d.add("handle", tube(handle, p["handle_radius"], segments=16))
     d.functions["scoop-with"] = FunctionSpec("bowl", (0.5 * length, 0, 0), UP, FORWARD)

@@ -20,12 +20,17 @@ FORWARD = (1.0, 0.0, 0.0)
 def _straight_handle(draft: Draft, length: float, radius: float, x_end: float) -> None:
     x = np.linspace(x_end, x_end - length, 16)
     taper = radius * (1.0 + 0.25 * np.linspace(0, 1, len(x)) ** 2)
-    draft.add("handle", tube(np.stack([x, 0 * x, 0 * x], 1), taper, segments=18, aspect=0.75, up=(0, 1, 0)))
+    draft.add(
+        "handle",
+        tube(np.stack([x, 0 * x, 0 * x], 1), taper, segments=18, aspect=0.75, up=(0, 1, 0)),
+    )
 
 
 def _face_cylinder(radius: float, y0: float, length: float, bevel: float) -> tuple:
     """Striking face: a short round solid along +y from y0, with a bevelled edge."""
-    profile = np.array([(0, 0), (radius, 0), (radius, length - bevel), (radius - bevel, length), (0, length)])
+    profile = np.array(
+        [(0, 0), (radius, 0), (radius, length - bevel), (radius - bevel, length), (0, length)]
+    )
     mesh, seg = lathe(profile, 40)
     rot = np.array([[1, 0, 0, 0], [0, 0, 1, y0], [0, -1, 0, 0], [0, 0, 0, 1.0]])  # z -> +y
     mesh.apply_transform(rot)
@@ -51,12 +56,26 @@ def build_hammer(p: Params, rng: np.random.Generator) -> Draft:
             ),
             14,
         )
-        d.add("claw", tube(curve, np.linspace(0.45 * hx, 0.1 * hx, len(curve)), segments=12, aspect=0.45, up=(0, 0, 1)))
+        d.add(
+            "claw",
+            tube(
+                curve,
+                np.linspace(0.45 * hx, 0.1 * hx, len(curve)),
+                segments=12,
+                aspect=0.45,
+                up=(0, 0, 1),
+            ),
+        )
     _straight_handle(d, p["handle_length"], p["handle_radius"], hx / 2)
     face_end = hy / 2 - 0.02 + face_len
-    d.functions["pound-with"] = FunctionSpec("face", (0, face_end, 0), (0, 1, 0), TOWARDS_HANDLE, symmetry=0)
+    d.functions["pound-with"] = FunctionSpec(
+        "face", (0, face_end, 0), (0, 1, 0), TOWARDS_HANDLE, symmetry=0
+    )
     d.functions["pull-with"] = _claw_spec(hy, p["claw_length"])
-    d.materials.update(head=pick_material(rng, ("metal",)), handle=pick_material(rng, ("wood", "rubber", "plastic")))
+    d.materials.update(
+        head=pick_material(rng, ("metal",)),
+        handle=pick_material(rng, ("wood", "rubber", "plastic")),
+    )
     d.materials.update(face=d.materials["head"], claw=d.materials["head"])
     return d
 
@@ -76,7 +95,9 @@ def build_mallet(p: Params, rng: np.random.Generator) -> Draft:
     d.add("head", _face_cylinder(r, -length / 2, length - face_len + 0.01, 0.1 * r))
     d.add("face", _face_cylinder(r, length / 2 - face_len, face_len, 0.12 * r))
     _straight_handle(d, p["handle_length"], p["handle_radius"], 0.9 * r)
-    d.functions["pound-with"] = FunctionSpec("face", (0, length / 2, 0), (0, 1, 0), TOWARDS_HANDLE, symmetry=0)
+    d.functions["pound-with"] = FunctionSpec(
+        "face", (0, length / 2, 0), (0, 1, 0), TOWARDS_HANDLE, symmetry=0
+    )
     d.functions["press-with"] = d.functions["pound-with"]
     head = pick_material(rng, ("wood", "rubber", "plastic"))
     d.materials.update(head=head, face=head, handle=pick_material(rng, ("wood", "plastic")))
@@ -104,10 +125,14 @@ def build_screwdriver(p: Params, rng: np.random.Generator) -> Draft:
         d.add("tip", tube(path, rs * (1 + 0.2 * t), segments=16, aspect=1 - 0.8 * t, up=(0, 0, 1)))
     else:  # pointed (Phillips-like) tip modelled as a cone
         d.add("tip", tube(path, rs * (1 - 0.85 * t), segments=16))
-    spec = FunctionSpec("tip", (shaft_len + tip_len, 0, 0), FORWARD, (0, 1, 0), symmetry=2 if flat else 0)
+    spec = FunctionSpec(
+        "tip", (shaft_len + tip_len, 0, 0), FORWARD, (0, 1, 0), symmetry=2 if flat else 0
+    )
     d.functions.update({"pierce-with": spec, "poke-with": spec, "pry-with": spec})
     metal = pick_material(rng, ("metal",))
-    d.materials.update(shaft=metal, tip=metal, handle=pick_material(rng, ("plastic", "rubber", "wood")))
+    d.materials.update(
+        shaft=metal, tip=metal, handle=pick_material(rng, ("plastic", "rubber", "wood"))
+    )
     return d
 
 
@@ -127,25 +152,46 @@ def build_awl(p: Params, rng: np.random.Generator) -> Draft:
 
 def build_fork(p: Params, rng: np.random.Generator) -> Draft:
     d = Draft()
-    lh, head_len, tine_len, width = p["handle_length"], p["head_length"], p["tine_length"], p["head_width"]
-    handle = bezier(np.array([[-lh, 0, p["rise"]], [-0.5 * lh, 0, 0.1 * p["rise"]], [0.05, 0, 0]]), 20)
+    lh, head_len, tine_len, width = (
+        p["handle_length"],
+        p["head_length"],
+        p["tine_length"],
+        p["head_width"],
+    )
+    handle = bezier(
+        np.array([[-lh, 0, p["rise"]], [-0.5 * lh, 0, 0.1 * p["rise"]], [0.05, 0, 0]]), 20
+    )
     d.add(
         "handle",
-        tube(handle, np.linspace(p["handle_width"], 0.05, len(handle)), segments=14, aspect=0.25, up=(0, 0, 1)),
+        tube(
+            handle,
+            np.linspace(p["handle_width"], 0.05, len(handle)),
+            segments=14,
+            aspect=0.25,
+            up=(0, 0, 1),
+        ),
     )
     u = np.linspace(0, 1, 12)[:, None]
     v = np.linspace(-1, 1, 10)[None]
     half = 0.05 + (width / 2 - 0.05) * np.sqrt(u)
     bend = p["curve"] * u**2
-    head = np.stack([np.broadcast_to(u * head_len, (12, 10)), half * v, np.broadcast_to(bend, (12, 10))], -1)
+    head = np.stack(
+        [np.broadcast_to(u * head_len, (12, 10)), half * v, np.broadcast_to(bend, (12, 10))], -1
+    )
     d.add("neck", thick_sheet(head, 0.03))
     n = int(p["tines"])
     centres = np.linspace(-1, 1, n) * (width / 2 - 0.035) if n > 1 else np.zeros(1)
     t = np.linspace(0, 1, 10)
     tips = []
     for y in centres:
-        path = np.stack([head_len - 0.03 + t * tine_len, np.full_like(t, y), p["curve"] + p["curve"] * 1.5 * t], 1)
-        d.add("tines", tube(path, np.linspace(0.035, 0.008, len(t)), segments=10, aspect=0.8, up=(0, 0, 1)))
+        path = np.stack(
+            [head_len - 0.03 + t * tine_len, np.full_like(t, y), p["curve"] + p["curve"] * 1.5 * t],
+            1,
+        )
+        d.add(
+            "tines",
+            tube(path, np.linspace(0.035, 0.008, len(t)), segments=10, aspect=0.8, up=(0, 0, 1)),
+        )
         tips.append(path[-1])
     tip_centre = np.mean(tips, 0)
     direction = np.array([tine_len, 0, 1.5 * p["curve"]])
@@ -155,7 +201,9 @@ def build_fork(p: Params, rng: np.random.Generator) -> Draft:
     middle = (head_len + 0.5 * tine_len, 0, 1.75 * p["curve"])
     d.functions["mix-with"] = FunctionSpec("tines", middle, direction, (0, 0, 1))
     metal = pick_material(rng, ("metal", "metal", "plastic"))
-    d.materials.update(neck=metal, tines=metal, handle=pick_material(rng, ("metal", "wood", "plastic")))
+    d.materials.update(
+        neck=metal, tines=metal, handle=pick_material(rng, ("metal", "wood", "plastic"))
+    )
     return d
 
 
