@@ -1,5 +1,9 @@
 """``funcorr transfer``: move a demonstration (keypoints or a 2D trajectory) to another object.
 
+One idea at about 470 lines: the ``transfer`` command end to end (transfer with confidence,
+its JSON record, its picture and its options); the mode rule and the input formats live in
+:mod:`funcorr.model.modes` and :mod:`funcorr.demonstration`.
+
 A demonstration is a list of source-image points, e.g. where a kettle's spout moves while
 pouring. Each point is matched into the target image with the matching engine and reported
 with its confidence:

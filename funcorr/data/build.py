@@ -1,6 +1,9 @@
 """Building a dataset folder: plan the assets, render and write each one atomically, compute
 the evaluation pairs (:mod:`funcorr.data.pairs`), write the index last.
 
+One idea at about 450 lines: producing a dataset folder, from the asset plan through the atomic
+asset writes to the index; the pieces only make sense in this order and share the resume checks.
+
 The layout is documented in :mod:`funcorr.data.format`. Every file is a deterministic
 function of the config (same config => byte-identical folder), with one worker or many.
 """

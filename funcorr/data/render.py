@@ -1,5 +1,8 @@
 """CPU ray-cast renderer (trimesh + embree) with exact geometry buffers.
 
+One idea at about 600 lines: the ray caster and the exact geometry buffers it returns
+(cameras, hits, normals, shading, multi-view correspondences from the same geometry).
+
 One primary ray per pixel centre: pixel (r, c) has its ray through image point
 ``(x, y) = (c, r)`` (pixel-index convention, centre of the top-left pixel at (0, 0)).
 Cameras are OpenCV-style (x right, y down, z forward); ``cam_to_world`` maps camera

@@ -1,5 +1,8 @@
 """``funcorr eval functional|keypoints|lvlm`` and ``funcorr report``: thin layers over funcorr.eval.
 
+One idea at about 580 lines: the ``eval`` and ``report`` command line (options, checks and
+handlers); the work itself is in the benchmark modules.
+
 Heavy imports stay inside the handlers so ``funcorr --help`` is fast.
 """
 

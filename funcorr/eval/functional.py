@@ -1,5 +1,9 @@
 """Dense functional correspondence benchmark (Sec. 5.1 of the dense functional correspondence paper).
 
+One idea at about 590 lines: the dense functional benchmark's protocol (regions, both
+directions, records, averages and shards); methods and part masks are in
+:mod:`funcorr.eval.functional_methods` and :mod:`funcorr.eval.part_masks`.
+
 For every pair and both directions (1->2 and 2->1) one :func:`evaluate_direction` computes
 
 * **label transfer**: each ground-truth source point goes to its nearest neighbour inside the

@@ -2,6 +2,9 @@
 (SPair: :mod:`funcorr.eval.spair`; SOCO: :mod:`funcorr.eval.soco`; records:
 :mod:`funcorr.eval.keypoint_pairs`).
 
+One idea at about 480 lines: scoring keypoint pairs (methods, SOCO's three tasks, PCK and its
+averages); the readers and records are in their own modules.
+
 Tasks (SOCO's taxonomy):
 
 * ``soc``: the prediction for source keypoint ``s`` must land on *its* target keypoint (the

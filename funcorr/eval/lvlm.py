@@ -1,5 +1,8 @@
 """SOCO's multiple-choice setting for large vision-language models (LVLMs).
 
+One idea at about 490 lines: SOCO's multiple-choice benchmark, from questions to the endpoint
+client to the scores; the parts are specific to this setting and used nowhere else.
+
 The target image shows four candidate keypoints labelled A-D; the query is
 
 * ``visual``: the source image with the query keypoint marked (SOCO "Vis."),

@@ -1,5 +1,8 @@
 """Result files (JSON with every number, Markdown and CSV tables, PR-curve PNGs) and the report.
 
+One idea at about 500 lines: turning result records into files and tables, for the three
+result kinds, which share the table and merge code.
+
 Every result JSON has ``kind`` (``functional``, ``keypoints`` or ``lvlm``), ``config``,
 ``environment`` (funcorr and torch versions, date) and ``results``. Fractions are stored in
 [0, 1]; tables print them as percentages (normalised distance stays a fraction). NaN (a split

@@ -1,8 +1,12 @@
 """Dense matching on per-pixel features: nearest neighbours, label transfer, cycles, discovery.
 
+One idea at about 470 lines: every question asked of two images' features (transfer, heat map,
+cycle, discovery, regions) over one :class:`ImageFeatures` type and one nearest-neighbour
+definition; splitting it would separate functions that call each other.
+
 Every function works on :class:`ImageFeatures`, which answers "the L2-normalised feature at
 these pixels" whatever produced it (raw backbone cells sampled bilinearly, or a trained head
-whose object-pixel features are computed once, see :mod:`funcorr.model.head_features`).
+whose object-pixel features are computed once, see :mod:`funcorr.model.head`).
 Similarities are cosine. Nearest neighbours are exact and defined once, in
 :mod:`funcorr.model.search`: raw backbone features use its pruned search, anything else brute
 force over row blocks of ``block_rows`` queries (never the full N x M matrix); both give the

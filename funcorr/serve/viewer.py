@@ -1,5 +1,8 @@
 """The viewer's state and computations, independent of HTTP.
 
+One idea at about 760 lines: the viewer's state and what each page action computes, kept
+apart from HTTP (:mod:`funcorr.serve.app`); each action reads the same caches.
+
 A :class:`Viewer` keeps, in bounded LRU caches:
 
 * images by content id (a hash of their pixels and mask), with a display-size copy;
