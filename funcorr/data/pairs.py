@@ -20,10 +20,9 @@ from funcorr.data.format import (
     DataConfig,
     save_json,
     save_npz,
-    view_stem,
 )
 from funcorr.data.groundtruth import FunctionalView, PairGT, functional_pairs, masked_view
-from funcorr.data.readers import read_asset_record
+from funcorr.data.readers import read_asset_record, view_geometry
 from funcorr.data.render import backproject
 
 
@@ -36,14 +35,7 @@ def functional_views(
     part_id = record["part_names"].index(part.part)
     out = []
     for view_id in range(record["n_views"]):
-        stem = root / "assets" / asset_id / "views" / view_stem(view_id)
-        with np.load(f"{stem}.npz") as data:
-            depth, part_ids, K, pose = (
-                data["depth"],
-                data["part_ids"],
-                data["K"],
-                data["cam_to_world"],
-            )
+        depth, part_ids, K, pose = view_geometry(root, asset_id, view_id)
         out.append(masked_view(part_ids == part_id, backproject(depth, K, pose), view_id, pose))
     return part, out
 

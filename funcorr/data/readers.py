@@ -191,13 +191,7 @@ class TrainViews(Dataset):
         asset_id, view_id = self.items[index]
         record = self._records[asset_id]
         stem = self.root / "assets" / asset_id / "views" / view_stem(view_id)
-        with np.load(f"{stem}.npz") as data:
-            depth, part_ids, K, pose = (
-                data["depth"],
-                data["part_ids"],
-                data["K"],
-                data["cam_to_world"],
-            )
+        depth, part_ids, K, pose = view_geometry(self.root, asset_id, view_id)
         return {
             "image": load_image(f"{stem}.png").rgb,
             "mask": torch.from_numpy(depth > 0),
@@ -284,6 +278,15 @@ def collate(batch: list[dict]) -> dict:
 
 def read_asset_record(root: Path, asset_id: str) -> dict:
     return read_json(confined(root / "assets", asset_id, "asset id") / "asset.json", "asset record")
+
+
+def view_geometry(
+    root: Path, asset_id: str, view_id: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """depth (H, W), part_ids (H, W), K (3, 3) and cam_to_world (4, 4) of a stored view."""
+    stem = root / "assets" / asset_id / "views" / view_stem(view_id)
+    with np.load(f"{stem}.npz") as data:
+        return data["depth"], data["part_ids"], data["K"], data["cam_to_world"]
 
 
 def load_view(root: Path, asset_id: str, view_id: int, record: dict | None = None) -> RenderedView:
