@@ -119,7 +119,9 @@ def pseudo_part_masks(
     rng = np.random.default_rng(seed)
     points = points[rng.choice(len(points), min(len(points), 100_000), replace=False)]
     if cfg.vlm_base_url:
-        proposer = VLMBoxProposer(VLMConfig(base_url=cfg.vlm_base_url, model=cfg.vlm_model))
+        proposer = VLMBoxProposer(
+            VLMConfig(base_url=cfg.vlm_base_url, model=cfg.vlm_model, taxonomy=cfg.taxonomy)
+        )
     else:
         noise = OracleNoise(cfg.oracle_jitter, cfg.oracle_miss_rate, cfg.oracle_false_box_rate)
         proposer = NoisyOracleProposer(noise, seed=seed)

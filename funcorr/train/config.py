@@ -60,6 +60,9 @@ class TrainConfig:
     oracle_false_box_rate: float = 0.1
     vlm_base_url: str | None = None
     vlm_model: str = "cogvlm-grounding-generalist"
+    # Folder of the taxonomy whose part descriptions word the VLM's questions (paper Sec. 7.2),
+    # e.g. one written by `funcorr taxonomy parts`; None: the shipped taxonomy.
+    taxonomy: str | None = None
     background_variants: int = 2
     background_kinds: list[str] = field(default_factory=lambda: ["colour"])
     colour_jitter: float = 0.0
@@ -180,6 +183,8 @@ def check_config(cfg: TrainConfig) -> None:
         )
     if cfg.weight_functional + cfg.weight_spatial + cfg.weight_mask <= 0:
         raise InputError("At least one loss weight must be positive.")
+    if cfg.taxonomy is not None and not Path(cfg.taxonomy).is_dir():
+        raise InputError(f"taxonomy: no taxonomy folder at {cfg.taxonomy}.")
 
 
 def _describe(annotation: Any) -> str:
@@ -208,6 +213,8 @@ def cache_key(cfg: TrainConfig) -> str:
     ]
     if cfg.background_kinds != ["colour"] or cfg.colour_jitter:
         keys += [cfg.background_kinds, cfg.colour_jitter]
+    if cfg.vlm_base_url and cfg.taxonomy:  # other part descriptions, other VLM answers
+        keys.append(str(Path(cfg.taxonomy).resolve()))
     if cfg.weights:  # another copy of the weights may differ: its own cache
         keys.append(str(Path(cfg.weights).resolve()))
     return hashlib.sha1(json.dumps(keys).encode()).hexdigest()[:12]
