@@ -72,6 +72,14 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, 0.0, False, "a number >= 0")
 
 
+def unit_fraction(text: str) -> float:
+    """argparse type: a number in [0, 1] (weights)."""
+    value = _number(text, float, 0.0, False, "a number in [0, 1]")
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
 def device_name(text: str) -> str:
     """argparse type: auto, cpu, cuda, cuda:N or mps (torch's own error names 20 device types)."""
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
@@ -117,8 +125,15 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--object-mask",
         choices=["auto", "alpha", "saliency", "full"],
-        help="pixels to match within: alpha (the image's alpha if it has one, else all; default), saliency "
-        "(the backbone's salient-object decoder), full (whole image), auto (alpha if present, else saliency)",
+        help="pixels to match within: alpha (the image's alpha if it has one, else all; default for raw "
+        "features), saliency (the backbone's salient-object decoder), full (whole image), auto (alpha if "
+        "present, else saliency; default for the shipped model)",
+    )
+    parser.add_argument(
+        "--raw-weight",
+        type=unit_fraction,
+        help="with a trained model: weight in [0, 1] of the raw backbone similarity blended into the "
+        "model's (default: the model's recommendation; funcorr-s14 records the value chosen on real photos)",
     )
 
 

@@ -285,5 +285,6 @@ def matcher_config_from_args(args, function_known: bool = False) -> MatcherConfi
         weights=args.weights,
         checkpoint=checkpoint_from_args(args, function_known),
         function=args.function,
-        object_mask=getattr(args, "object_mask", None) or MatcherConfig.object_mask,
+        object_mask=getattr(args, "object_mask", None),
+        raw_weight=getattr(args, "raw_weight", None),
     )

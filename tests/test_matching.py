@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from funcorr.backbones import FeatureGrid
 from funcorr.model.matching import (
     ImageFeatures,
+    blend_features,
     cycle_error,
     discover,
     feature_map_features,
@@ -190,3 +191,27 @@ def test_refined_lattice_search_recovers_full_resolution_matches():
         src, tgt, points[:1], tgt_mask=mask, candidate_stride=4, refine=True
     ).points
     assert moved.tolist() in ([[4.0, 7.0]], [[6.0, 7.0]], [[5.0, 6.0]], [[5.0, 8.0]])
+
+
+def test_blended_similarity_is_the_weighted_sum_of_both():
+    torch.manual_seed(0)
+    size, mask = (8, 8), torch.ones(8, 8, dtype=torch.bool)
+
+    def unit(dim):
+        table = F.normalize(torch.randn(64, dim), dim=-1)
+        return ImageFeatures(lambda p: table[(p[:, 1] * 8 + p[:, 0]).long()], size, mask)
+
+    head_a, head_b, raw_a, raw_b = unit(5), unit(5), unit(7), unit(7)
+    points = torch.tensor([[0.0, 0.0], [3.0, 2.0], [7.0, 7.0]])
+    w = 0.3
+    a = blend_features(head_a, raw_a, w).sample(points)
+    b = blend_features(head_b, raw_b, w).sample(points)
+    expected = (1 - w) * head_a.sample(points) @ head_b.sample(points).T + w * raw_a.sample(
+        points
+    ) @ raw_b.sample(points).T
+    assert torch.allclose(a @ b.T, expected, atol=1e-6)
+    assert torch.allclose(a.norm(dim=-1), torch.ones(3), atol=1e-6)
+    # w = 0 is the head alone; w = 1 the raw features alone.
+    assert torch.allclose(
+        blend_features(head_a, raw_a, 0.0).sample(points)[:, :5], head_a.sample(points)
+    )

@@ -14,12 +14,18 @@ OBJECT MASKS (``MatcherConfig.object_mask``), decided per image:
 * ``full``: the whole image, alpha ignored;
 * ``auto``: alpha when present, else saliency, else full.
 
+None (the default) means ``alpha`` for raw features and, for a trained checkpoint, the policy
+its record recommends (the shipped model: ``auto``). Likewise ``raw_weight``: the weight of the
+raw backbone similarity blended into a trained head's (:func:`blend_features`); None takes
+the checkpoint's recommendation (0 when it has none).
+
 Padding is never part of a mask. A backbone without a decoder, or a saliency map in which no
 object stands out, falls back to ``full`` and says so (a warning, and ``Encoded.sources``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +38,7 @@ from funcorr.backbones import DEFAULT_BACKBONE, load_backbone, resolve_device
 from funcorr.images import InputError, LoadedImage, Resize, ResizePolicy, apply_resize, plan_resize
 from funcorr.model.checkpoint import read_checkpoint
 from funcorr.model.head import head_image_features, head_part_mask
-from funcorr.model.matching import ImageFeatures, feature_map_features
+from funcorr.model.matching import ImageFeatures, blend_features, feature_map_features
 from funcorr.text import load_function_embedder
 
 ObjectMaskPolicy = Literal["auto", "alpha", "saliency", "full"]
@@ -55,17 +61,21 @@ class MatcherConfig:
     function: str | None = None
     batch_size: int = 8
     pretrained: bool = True
-    object_mask: ObjectMaskPolicy = "alpha"
+    object_mask: ObjectMaskPolicy | None = None
+    raw_weight: float | None = None
 
     def __post_init__(self) -> None:
-        if self.object_mask not in OBJECT_MASK_POLICIES:
+        if self.raw_weight is not None and not 0.0 <= self.raw_weight <= 1.0:
+            raise InputError(f"The raw-feature weight must lie in [0, 1], got {self.raw_weight}.")
+        if self.object_mask is not None and self.object_mask not in OBJECT_MASK_POLICIES:
             raise InputError(
                 f"Unknown object mask policy {self.object_mask!r}; use one of {', '.join(OBJECT_MASK_POLICIES)}."
             )
 
 
 def load_trained(path: str | Path, device: torch.device | str = "cpu", weights: str | None = None):
-    """Rebuild (backbone, head, function embedder) from a checkpoint file, on ``device``."""
+    """Rebuild (backbone, head, function embedder, checkpoint record) from a checkpoint file,
+    on ``device``."""
     checkpoint = read_checkpoint(path)
     try:
         spec = checkpoint.record["backbone"]
@@ -79,7 +89,7 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu", weights: 
         raise InputError(f"{path}: the checkpoint record lacks {err}.") from None
     backbone = load_backbone(name, layers=layers, stride=stride, weights=weights, device=device)
     head = checkpoint.head().to(device)
-    return backbone, head, load_function_embedder(encoder)
+    return backbone, head, load_function_embedder(encoder), checkpoint.record
 
 
 @dataclass(frozen=True)
@@ -161,17 +171,25 @@ class Matcher:
     config: MatcherConfig = field(default_factory=MatcherConfig)
 
     def __post_init__(self) -> None:
-        cfg = self.config
+        # A copy: the defaults resolved below (object mask, raw weight) stay this matcher's.
+        cfg = self.config = dataclasses.replace(self.config)
         self.device = resolve_device(cfg.device)
         self.head = None
         if cfg.checkpoint is not None:
-            self.backbone, self.head, self.text = load_trained(
+            self.backbone, self.head, self.text, record = load_trained(
                 Path(cfg.checkpoint), device=self.device, weights=cfg.weights
             )
+            # A shipped model records how it is best used (its card says how that was chosen).
+            recommended = record.get("inference", {})
+            if cfg.raw_weight is None:
+                cfg.raw_weight = float(recommended.get("raw_weight", 0.0))
+            if cfg.object_mask is None:
+                cfg.object_mask = recommended.get("object_mask", "alpha")
             if cfg.function is None:
                 raise InputError("A trained checkpoint needs --function (e.g. pour-with).")
             self.text_embedding = self.text.embed([cfg.function]).to(self.device)
         else:
+            self.config.raw_weight = 0.0 if cfg.raw_weight is None else cfg.raw_weight
             self.backbone = load_backbone(
                 cfg.backbone,
                 layers=cfg.layers,
@@ -180,6 +198,8 @@ class Matcher:
                 pretrained=cfg.pretrained,
                 device=self.device,
             )
+        if cfg.object_mask is None:
+            cfg.object_mask = "alpha"
         self._warned_no_decoder = False
         grid = self.backbone.grid
         if (cfg.image_size - grid.patch_size) % grid.stride:
@@ -265,11 +285,13 @@ class Matcher:
                     feature_map_features(block.mean(dim=0), self.backbone.grid, size, mask)
                 )
             else:
-                result.append(
-                    head_image_features(
-                        self.head, block, self.backbone.grid, self.text_embedding[0], size, mask
-                    )
+                head = head_image_features(
+                    self.head, block, self.backbone.grid, self.text_embedding[0], size, mask
                 )
+                if self.config.raw_weight:
+                    raw = feature_map_features(block.mean(dim=0), self.backbone.grid, size, mask)
+                    head = blend_features(head, raw, self.config.raw_weight)
+                result.append(head)
         return result
 
     @torch.no_grad()

@@ -101,11 +101,17 @@ def resolve_model(model: str | None, function: str | None, backbone: str) -> Pat
 
 
 def export_model(
-    checkpoint: str | Path, name: str, card: dict, folder: Path | None = None
+    checkpoint: str | Path,
+    name: str,
+    card: dict,
+    folder: Path | None = None,
+    inference: dict | None = None,
 ) -> ModelCard:
     """Write a trained checkpoint as shipped model ``name``: fp16 weights (halves the file;
     features differ from fp32 by < 1e-3 cosine) with the checkpoint record, and ``<name>.json``,
-    ``card`` plus name, weights file, SHA-256 and backbone. Returns the new card."""
+    ``card`` plus name, weights file, SHA-256 and backbone. ``inference``: how the model is
+    best used (``raw_weight``, ``object_mask``), stored in the record, where
+    :class:`~funcorr.model.matcher.Matcher` reads its defaults. Returns the new card."""
     from funcorr.model.checkpoint import read_checkpoint, save_checkpoint_state
 
     folder = models_dir() if folder is None else Path(folder)
@@ -113,7 +119,10 @@ def export_model(
     source = read_checkpoint(checkpoint)
     weights = folder / f"{name}.safetensors"
     save_checkpoint_state(
-        weights, source.state, {**source.record, "model_name": name}, dtype=torch.float16
+        weights,
+        source.state,
+        {**source.record, "model_name": name, "inference": inference or {}},
+        dtype=torch.float16,
     )
     sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
     full = {
