@@ -154,6 +154,8 @@ def atomic_paths(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
         temps = [_new_temp(target) for target in targets]
         yield temps
         for tmp, target in zip(temps, targets):
+            # Some writers (safetensors) recreate the file 0600; outputs follow the umask.
+            _as_if_created(tmp, 0o666)
             os.replace(tmp, target)
     finally:
         for tmp in temps:

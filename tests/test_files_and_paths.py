@@ -24,6 +24,8 @@ from funcorr.eval.spair import SPairPairs
 from funcorr.files import atomic_path, make_temp_dir, remove_stale_temps, write_all
 from funcorr.images import InputError, save_png_atomic
 from funcorr.match_command import write_outputs
+from funcorr.model.checkpoint import save_checkpoint
+from funcorr.model.head import FunctionHead, HeadConfig
 from funcorr.serve.pairs import DatasetPairs
 
 
@@ -60,7 +62,17 @@ def test_outputs_follow_the_umask(tmp_path, umask, mask, file_mode, dir_mode):
     save_png_atomic(np.zeros((8, 8, 3), np.uint8), tmp_path / "out" / "c.png")
     with atomic_path(tmp_path / "d.bin") as tmp:
         tmp.write_bytes(b"d")
-    for path in [*written, tmp_path / "out" / "c.png", tmp_path / "d.bin"]:
+    # safetensors recreates the file it writes (0600): checkpoints follow the umask too.
+    head = FunctionHead(
+        HeadConfig(in_dim=4, n_blocks=1, proj_dim=4, text_dim=2, hidden=4, out_dim=4)
+    )
+    save_checkpoint(tmp_path / "e.safetensors", head, {"step": 0})
+    for path in [
+        *written,
+        tmp_path / "out" / "c.png",
+        tmp_path / "d.bin",
+        tmp_path / "e.safetensors",
+    ]:
         assert mode(path) == file_mode, path
     assert mode(make_temp_dir(tmp_path, ".asset.")) == dir_mode
 
