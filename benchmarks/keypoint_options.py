@@ -1,10 +1,14 @@
 """Keypoint PCK@0.1 on real photos for each matching option, against the default in the same run.
 
     python benchmarks/keypoint_options.py [--spair tests/data/spair-mini] [--funkpoint ../shared/data/funkpoint-dev]
+    python benchmarks/keypoint_options.py --model funcorr-s14     # the shipped functional model
 
-Options measured (raw ``dinov2-s14`` features, 224 px, pad): the object mask (``alpha``, the
-default, which on these unsegmented photos is the whole image; ``saliency``; ``auto``), flip-aware
-matching (``--flip``) and the soft-argmax window (``--soft-window`` 7, 14, 28 network px).
+Options measured (224 px, pad): the object mask (``alpha``, the raw features' default, which on
+these unsegmented photos is the whole image; ``saliency``; ``auto``), flip-aware matching
+(``--flip``) and the soft-argmax window (``--soft-window`` 7, 14, 28 network px); with
+``--model``, also the raw-feature blend (``--raw-weight`` 0 = the head alone, 1 = raw features),
+each varied from the model's own defaults. A model is conditioned on the function of each
+FunKPoint action; SPair has no functions, so its column is left empty for a model.
 
 * spair-mini: SOC PCK@0.1 of max(target bbox w, h), per image and per point, exactly what
   ``funcorr eval keypoints --data tests/data/spair-mini --alpha 0.1 --tasks soc`` computes;
@@ -27,13 +31,20 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from funcorr.eval.funkpoint import PointScore, normalised_error, read_funkpoint, summarise
+from funcorr.eval.funkpoint import (
+    PointScore,
+    function_for_action,
+    normalised_error,
+    read_funkpoint,
+    summarise,
+)
 from funcorr.eval.keypoints import FeatureKeypointMethod, KeypointConfig, evaluate_keypoints
 from funcorr.eval.spair import SPairPairs
 from funcorr.images import load_image
 from funcorr.model.flip import choose_orientation, mirrored_prepared, unmirror
-from funcorr.model.matcher import Matcher, MatcherConfig, Prepared, resolve_object_mask
-from funcorr.model.matching import ImageFeatures, feature_map_features, transfer_points
+from funcorr.model.matcher import Encoded, Matcher, MatcherConfig, Prepared, resolve_object_mask
+from funcorr.model.matching import ImageFeatures, transfer_points
+from funcorr.model.zoo import resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +55,7 @@ class Variant:
     object_mask: str = "alpha"
     flip: bool = False
     soft_window: float | None = None
+    raw_weight: float | None = None  # None: the model's own
 
 
 VARIANTS = (
@@ -58,12 +70,26 @@ VARIANTS = (
     Variant("--object-mask saliency --soft-window 14", object_mask="saliency", soft_window=14.0),
 )
 
+MODEL_VARIANTS = (
+    Variant("default (auto mask = saliency on photos, the model's raw weight)", object_mask="auto"),
+    Variant("--object-mask alpha (whole photo)"),
+    Variant("--raw-weight 0 (the head alone)", object_mask="auto", raw_weight=0.0),
+    Variant("--raw-weight 0.25", object_mask="auto", raw_weight=0.25),
+    Variant("--raw-weight 0.75", object_mask="auto", raw_weight=0.75),
+    Variant("--raw-weight 1 (raw features)", object_mask="auto", raw_weight=1.0),
+    Variant("--flip", object_mask="auto", flip=True),
+    Variant("--soft-window 7", object_mask="auto", soft_window=7.0),
+    Variant("--soft-window 14", object_mask="auto", soft_window=14.0),
+)
+
 
 class CachedFeatures:
-    """Block features and the saliency map of each prepared image, computed once (by content)."""
+    """Block features and the saliency map of each prepared image, computed once (by content);
+    features for a policy and variant come from the matcher (head and blend included)."""
 
     def __init__(self, matcher: Matcher):
         self.matcher = matcher
+        self.default_raw_weight = matcher.config.raw_weight
         self.store: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def _encoded(self, prepared: Prepared) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -74,21 +100,23 @@ class CachedFeatures:
                     prepared.rgb[None].to(self.matcher.device), saliency=True
                 )
             self.store[key] = (
-                encoding.blocks[0].mean(dim=0),
+                encoding.blocks[0],
                 None if encoding.saliency is None else encoding.saliency[0],
             )
         return self.store[key]
 
-    def function(self, policy: str) -> Callable[[list[Prepared]], list[ImageFeatures]]:
-        size = (self.matcher.config.image_size,) * 2
-
+    def function(self, variant: Variant) -> Callable[[list[Prepared]], list[ImageFeatures]]:
         def features(images: list[Prepared]) -> list[ImageFeatures]:
-            out = []
-            for prepared in images:
-                fmap, saliency = self._encoded(prepared)
-                mask, _ = resolve_object_mask(prepared, policy, saliency)  # type: ignore[arg-type]
-                out.append(feature_map_features(fmap, self.matcher.backbone.grid, size, mask))
-            return out
+            encoded = [self._encoded(prepared) for prepared in images]
+            masks = [
+                resolve_object_mask(prepared, variant.object_mask, saliency)  # type: ignore[arg-type]
+                for prepared, (_, saliency) in zip(images, encoded)
+            ]
+            blocks = torch.stack([b for b, _ in encoded])
+            together = Encoded(blocks, tuple(m for m, _ in masks), tuple(s for _, s in masks))
+            weight = self.default_raw_weight if variant.raw_weight is None else variant.raw_weight
+            self.matcher.config.raw_weight = weight
+            return self.matcher.features(images, together)
 
         return features
 
@@ -97,7 +125,7 @@ def spair_pck(root: Path, cache: CachedFeatures, variant: Variant) -> tuple[floa
     grid = cache.matcher.backbone.grid
     method = FeatureKeypointMethod(
         variant.label,
-        cache.function(variant.object_mask),
+        cache.function(variant),
         grid,
         224,
         "pad",
@@ -112,9 +140,10 @@ def spair_pck(root: Path, cache: CachedFeatures, variant: Variant) -> tuple[floa
 
 
 def funkpoint_pck(root: Path, cache: CachedFeatures, variant: Variant) -> float:
-    features = cache.function(variant.object_mask)
+    features = cache.function(variant)
     scores: list[PointScore] = []
     for action in read_funkpoint(root):
+        cache.matcher.use_function(function_for_action(action.name))
         images = action.references + action.tests
         loaded = {image: load_image(image.path) for image in images}
         prepared = {image: cache.matcher.prepare(loaded[image]) for image in images}
@@ -157,25 +186,32 @@ def main() -> None:
         "--funkpoint", type=Path, default=ROOT.parent / "shared" / "data" / "funkpoint-dev"
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--model", help="a shipped model's name or a checkpoint (default: raw dinov2-s14)"
+    )
     args = parser.parse_args()
-    cache = CachedFeatures(Matcher(MatcherConfig(device=args.device)))
+    checkpoint = resolve_model(args.model, "pour-with", "dinov2-s14") if args.model else None
+    config = MatcherConfig(device=args.device, checkpoint=checkpoint and str(checkpoint))
+    config.function = "pour-with" if checkpoint else None  # replaced per action
+    cache = CachedFeatures(Matcher(config))
     rows = []
-    for variant in tqdm(VARIANTS, desc="variants", unit="variant"):
-        rows.append(
-            (
-                variant.label,
-                *spair_pck(args.spair, cache, variant),
-                funkpoint_pck(args.funkpoint, cache, variant),
-            )
-        )
+    for variant in tqdm(
+        MODEL_VARIANTS if checkpoint else VARIANTS, desc="variants", unit="variant"
+    ):
+        spair = (float("nan"),) * 2 if checkpoint else spair_pck(args.spair, cache, variant)
+        rows.append((variant.label, *spair, funkpoint_pck(args.funkpoint, cache, variant)))
     base = rows[0]
     print("| option | spair-mini per image | per point | funkpoint-dev |")
     print("|---|---|---|---|")
     for label, image, point, funk in rows:
-        delta = "" if label == base[0] else f" ({100 * (funk - base[3]):+.1f})"
-        print(
-            f"| {label} | {100 * image:.1f} ({100 * (image - base[1]):+.1f}) | {100 * point:.1f} ({100 * (point - base[2]):+.1f}) | {100 * funk:.1f}{delta} |"
-        )
+        first = label == base[0]
+        cells = [
+            "–"
+            if value != value
+            else f"{100 * value:.1f}" + ("" if first else f" ({100 * (value - ref):+.1f})")
+            for value, ref in ((image, base[1]), (point, base[2]), (funk, base[3]))
+        ]
+        print(f"| {label} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":
