@@ -2,9 +2,10 @@
 
     python benchmarks/bench_pseudolabel.py --data DIR [--assets 8]
 
-For the first ``--assets`` training assets of a dataset folder, the functional parts of all
-their functions are pseudo-labelled (paper Sec. 7.4, noisy-oracle boxes as ``funcorr train``
-uses them) as before, each part on its own (visibility, kNN graph and pixel -> point
+For ``--assets`` training assets spread evenly over a dataset folder's asset list (it is
+sorted by category: the first few share one category and often one part), the functional
+parts of all their functions are pseudo-labelled (paper Sec. 7.4, noisy-oracle boxes as
+``funcorr train`` uses them) as before, each part on its own (visibility, kNN graph and pixel -> point
 assignment recomputed per part), and with :func:`funcorr.data.pseudolabel.pseudo_label_parts`
 (that geometry once per asset). The masks are asserted identical. Loading the views and
 sampling the points, common to both, is timed apart.
@@ -36,7 +37,10 @@ def main() -> None:
     totals = {"load": 0.0, "alone": 0.0, "shared": 0.0}
     parts_done = 0
     print(machine_line())
-    for seed, asset_id in enumerate(dataset.asset_ids[: args.assets]):
+    ids = dataset.asset_ids
+    n = min(args.assets, len(ids))
+    chosen = [ids[i * len(ids) // n] for i in range(n)]
+    for seed, asset_id in enumerate(chosen):
         record = dataset.asset_info(asset_id)
         start = time.perf_counter()
         views = [load_view(Path(args.data), asset_id, v, record) for v in range(record["n_views"])]
@@ -65,7 +69,6 @@ def main() -> None:
             )
         parts_done += len(parts)
         print(f"  {asset_id}: {len(parts)} parts, {len(points)} points, {len(views)} views")
-    n = min(args.assets, len(dataset.asset_ids))
     alone, shared = totals["alone"] / n, totals["shared"] / n
     print(f"{n} assets, {parts_done / n:.1f} parts per asset; seconds per asset:")
     print(

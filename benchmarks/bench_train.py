@@ -1,5 +1,7 @@
 """Training steps/s on CPU with cached backbone features vs recomputing them every step,
-measured in one run on a tiny generated dataset.
+measured in one run on a tiny generated dataset, and the time to build that feature cache per
+training asset (pseudo-labels from the noisy oracle and backbone features of every view and
+background variant, as ``funcorr train`` builds it with its default config).
 
     python benchmarks/bench_train.py [--steps 10]
 """
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import machine_line
 
 from funcorr.backbones import load_backbone
 from funcorr.data.build import make_dataset
@@ -37,17 +40,21 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp()) / "tiny"
     make_dataset(PRESETS["tiny"], root, progress=False)
-    cfg = TrainConfig(data=str(root), labels="true")
+    cfg = TrainConfig(data=str(root))
     device = torch.device("cpu")
     backbone = load_backbone(cfg.backbone, layers=cfg.layers)
+    print(machine_line())
+    start = time.perf_counter()
     cache = build_cache(cfg, backbone, device)
+    cache_seconds = time.perf_counter() - start
+    views = TrainViews(root, split="train")
+    n_assets = len(views.asset_ids)
     embedder = load_function_embedder(cfg.text_encoder)
     text = dict(zip(cache.part_masks, embedder.embed(list(cache.part_masks))))
     options = functional_pair_options(cache)
     head = FunctionHead(HeadConfig(in_dim=backbone.dim, text_dim=embedder.dim))
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
     rng, gen = random.Random(0), torch.Generator().manual_seed(0)
-    views = TrainViews(root)
 
     def cached_step() -> None:
         loss = training_step(head, cache, options, text, cfg, rng, gen, device)["loss"]
@@ -71,6 +78,11 @@ def main() -> None:
     print(
         f"steps/s with cached features: {cached:.2f}; recomputing features: {recomputed:.2f}; cached/recomputing speed ratio {cached / recomputed:.1f}x"
     )
+    print(
+        f"feature cache: {cache_seconds:.1f} s for {n_assets} assets ({len(views)} views x {cfg.background_variants} background variants):"
+        f" {cache_seconds / n_assets:.2f} s per asset, {cache_seconds / (len(views) * cfg.background_variants):.3f} s per view variant"
+    )
+    print(machine_line())
 
 
 if __name__ == "__main__":
