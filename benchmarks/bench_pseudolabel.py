@@ -5,10 +5,11 @@
 For ``--assets`` training assets spread evenly over a dataset folder's asset list (it is
 sorted by category: the first few share one category and often one part), the functional
 parts of all their functions are pseudo-labelled (paper Sec. 7.4, noisy-oracle boxes as
-``funcorr train`` uses them) as before, each part on its own (visibility, kNN graph and pixel -> point
-assignment recomputed per part), and with :func:`funcorr.data.pseudolabel.pseudo_label_parts`
-(that geometry once per asset). The masks are asserted identical. Loading the views and
-sampling the points, common to both, is timed apart.
+``funcorr train`` uses them) as before, each part on its own (visibility, kNN graph and
+pixel -> point assignment recomputed per part), and with
+:func:`funcorr.data.pseudolabel.pseudo_label_parts` (that geometry once per asset). The masks
+are asserted identical. Loading the views and sampling the points, common to both, is timed
+apart.
 """
 
 from __future__ import annotations
