@@ -137,6 +137,18 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_refinement_options(parser: argparse.ArgumentParser) -> None:
+    """How a match is refined: soft-argmax window and flip-aware matching (match, transfer)."""
+    parser.add_argument(
+        "--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels"
+    )
+    parser.add_argument(
+        "--flip",
+        action="store_true",
+        help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better",
+    )
+
+
 def _match(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -194,14 +206,7 @@ def register(sub) -> None:
     match.add_argument(
         "--top", type=positive_int, default=20, help="number of discovered matches to draw"
     )
-    match.add_argument(
-        "--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels"
-    )
-    match.add_argument(
-        "--flip",
-        action="store_true",
-        help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better",
-    )
+    add_refinement_options(match)
     match.add_argument("--out", required=True, help="output directory")
     add_feature_options(match)
     match.set_defaults(func=_match)

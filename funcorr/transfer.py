@@ -405,7 +405,13 @@ def _transfer(args: argparse.Namespace) -> int:
 
 def register_transfer(sub) -> None:
     """Add the ``transfer`` sub-command to an argparse sub-parser collection."""
-    from funcorr.cli import add_feature_options, non_negative_float, positive_float, positive_int
+    from funcorr.cli import (
+        add_feature_options,
+        add_refinement_options,
+        non_negative_float,
+        positive_float,
+        positive_int,
+    )
 
     parser = sub.add_parser(
         "transfer",
@@ -453,14 +459,7 @@ def register_transfer(sub) -> None:
         default=TransferConfig.cycle_tolerance,
         help="network pixels allowed by the cycle check",
     )
-    parser.add_argument(
-        "--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels"
-    )
-    parser.add_argument(
-        "--flip",
-        action="store_true",
-        help="also match the mirrored target; keep the orientation whose mutual nearest neighbours agree better",
-    )
+    add_refinement_options(parser)
     parser.add_argument("--source-depth", help="source depth: .npy (metres) or 16-bit .png (mm)")
     parser.add_argument("--target-depth", help="target depth: .npy (metres) or 16-bit .png (mm)")
     parser.add_argument(

@@ -144,6 +144,21 @@ def _size(value: Sequence[float] | None) -> tuple[int, int] | None:
     return None if value is None else (int(value[0]), int(value[1]))
 
 
+def _view(
+    root: Path, data: Mapping[str, Any], side: str, category: str, points: tuple[Keypoint, ...]
+) -> KeypointView:
+    """One side (``src`` / ``trg``) of a SOCO pair. Names from the annotation stay inside
+    Images/ (no absolute paths, no ..)."""
+    image = Path(category, str(data[f"{side}_image"]))
+    return KeypointView(
+        category,
+        confined(root / "Images", image, "image path", follow_links=False),
+        parse_bbox(data.get(f"{side}_bndbox")),
+        points,
+        _size(data.get(f"{side}_imsize")),
+    )
+
+
 def parse_soco_pair(
     data: Mapping[str, Any], root: Path, pair_type: PairType, path: Path | None = None
 ) -> KeypointPair:
@@ -172,26 +187,8 @@ def parse_soco_pair(
         )
         for group in data.get("concept_matches", ())
     )
-    images = root / "Images"
-    # Names from the annotation stay inside Images/ (no absolute paths, no ..).
-    source = KeypointView(
-        src_category,
-        confined(
-            images, Path(src_category, str(data["src_image"])), "image path", follow_links=False
-        ),
-        parse_bbox(data.get("src_bndbox")),
-        src_points,
-        _size(data.get("src_imsize")),
-    )
-    target = KeypointView(
-        trg_category,
-        confined(
-            images, Path(trg_category, str(data["trg_image"])), "image path", follow_links=False
-        ),
-        parse_bbox(data.get("trg_bndbox")),
-        trg_points,
-        _size(data.get("trg_imsize")),
-    )
+    source = _view(root, data, "src", src_category, src_points)
+    target = _view(root, data, "trg", trg_category, trg_points)
     group = str(data.get("pair_group") or default or trg_category)
     pair_id = str(data.get("pair_id", path.stem if path else ""))
     concept = tuple(m for m in concept if m.source_indices and m.target_indices)

@@ -28,6 +28,15 @@ MINILM_HINT = (
 )
 
 
+def _tokens(tokenizer, texts: Sequence[str], max_length: int, model: torch.nn.Module) -> dict:
+    """Padded, truncated token tensors of ``texts`` on the model's device."""
+    device = next(model.parameters()).device
+    batch = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    return {key: value.to(device) for key, value in batch.items()}
+
+
 class TextEncoder(Protocol):
     """Maps phrases to unit vectors. ``encode``: list of N strings -> (N, dim) float32."""
 
@@ -50,15 +59,7 @@ class MeanPooledEncoder:
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(N,) strings -> (N, dim) unit vectors."""
-        device = next(self.model.parameters()).device
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        batch = {key: value.to(device) for key, value in batch.items()}
+        batch = _tokens(self.tokenizer, texts, self.max_length, self.model)
         states = self.model(**batch).last_hidden_state  # (N, T, dim)
         weights = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
         pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
@@ -78,19 +79,9 @@ class CLIPTextEncoder:
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """(N,) strings -> (N, dim) unit vectors."""
-        device = next(self.model.parameters()).device
-        batch = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
+        batch = _tokens(self.tokenizer, texts, self.max_length, self.model)
         # Only the inputs CLIP takes: some tokenizers also emit token_type_ids.
-        output = self.model(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-        )
+        output = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         return F.normalize(output.text_embeds.float(), dim=-1)
 
 
