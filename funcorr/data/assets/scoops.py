@@ -15,14 +15,14 @@ UP = (0.0, 0.0, 1.0)
 FORWARD = (1.0, 0.0, 0.0)
 
 
+def bowl_dims(p: Params) -> tuple[float, float, float, float]:
+    """A spoon bowl's (front length, back length, half width, depth)."""
+    return p["bowl_front"], p["bowl_back"], p["bowl_width"] / 2, p["bowl_depth"]
+
+
 def build_spoon(p: Params, rng: np.random.Generator) -> Draft:
     d = Draft()
-    front, back, half_w, depth = (
-        p["bowl_front"],
-        p["bowl_back"],
-        p["bowl_width"] / 2,
-        p["bowl_depth"],
-    )
+    front, back, half_w, depth = bowl_dims(p)
     u, v = np.meshgrid(np.linspace(-1, 1, 22), np.linspace(-1, 1, 18), indexing="ij")
     x, y = square_to_disk(u, v)
     # Egg-shaped outline: the tip half is longer than the back half.

@@ -22,6 +22,7 @@ from funcorr.data.assets.geometry import (
     thick_sheet,
     tube,
 )
+from funcorr.data.assets.scoops import bowl_dims
 
 UP = (0.0, 0.0, 1.0)
 DOWN = (0.0, 0.0, -1.0)
@@ -184,12 +185,7 @@ def _slotted_bowl(grid: np.ndarray, slots: int, thickness: float):
 
 def build_slotted_spoon(p: Params, rng: np.random.Generator) -> Draft:
     d = Draft()
-    front, back, half_w, depth = (
-        p["bowl_front"],
-        p["bowl_back"],
-        p["bowl_width"] / 2,
-        p["bowl_depth"],
-    )
+    front, back, half_w, depth = bowl_dims(p)
     u, v = np.meshgrid(np.linspace(-1, 1, 24), np.linspace(-1, 1, 23), indexing="ij")
     x, y = square_to_disk(u, v)
     grid = np.stack(
