@@ -58,10 +58,10 @@ def score_summary(path: Path) -> dict:
             "overall": round(results["overall"], 4),
             "per_action": per_action,
         }
-    return {
-        "method": results["method"],
-        **{k: v for k, v in results.items() if k.startswith(("pck", "best_f1", "ap"))},
-    }
+    summary = results["summary"]["all"]
+    keys = ("pck_23", "pck_10", "best_f1_23", "ap_23", "norm_dist", "pair_directions")
+    split = document.get("config", {}).get("split")
+    return {"method": results["method"], "split": split, **{k: round(summary[k], 4) for k in keys}}
 
 
 def average(paths: list[str]) -> Checkpoint:
