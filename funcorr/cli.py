@@ -135,6 +135,13 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
         help="with a trained model: weight in [0, 1] of the raw backbone similarity blended into the "
         "model's (default: the model's recommendation; funcorr-s14 records the value chosen on real photos)",
     )
+    parser.add_argument(
+        "--head-stride",
+        type=positive_int,
+        help="with a trained model: run its MLP on a lattice of this many pixels (a divisor of the "
+        "backbone stride, e.g. 14 or 7) and interpolate, or 1 = on every object pixel as in the paper "
+        "(default: the model's recommendation, else 1)",
+    )
 
 
 def add_refinement_options(parser: argparse.ArgumentParser) -> None:

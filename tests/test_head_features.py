@@ -131,3 +131,32 @@ def test_uncached_features_run_the_head_on_every_call(monkeypatch):
     uncached = head_image_features(head, blocks, GRID, text, SIZE, mask, cache=False)
     assert torch.equal(uncached.sample(pixels), _head_outputs(head, blocks, text, pixels)[0])
     assert torch.allclose(uncached.sample(pixels), cached.sample(pixels), atol=1e-5)
+
+
+def test_lattice_head_features_equal_the_head_on_the_lattice_points():
+    from funcorr.backbones.base import sample_at_pixels
+    from funcorr.model.head import lattice_grid, lattice_head_map
+
+    head, blocks, text, mask = _head_and_inputs()
+    fmap, lattice = lattice_head_map(head, blocks, GRID, text, SIZE, stride=2)
+    assert lattice == FeatureGrid(4, 2) and fmap.shape == (8, 11, 13)
+    centres = lattice.cell_centres(11, 13)
+    expected, _ = _head_outputs(head, blocks, text, centres)
+    assert torch.allclose(fmap.reshape(8, -1).T, expected, atol=1e-5)
+    # The stride-4 lattice is the backbone's cells; the stride-2 one contains them.
+    coarse, _ = lattice_head_map(head, blocks, GRID, text, SIZE, stride=4)
+    assert torch.allclose(coarse, fmap[:, ::2, ::2], atol=1e-5)
+    # Between lattice points the features are interpolated, so they differ from the MLP of the
+    # interpolated input (an approximation), yet stay unit vectors close to it.
+    between = torch.tensor([[7.0, 9.0], [14.0, 11.0]])
+    interpolated = F.normalize(sample_at_pixels(fmap[None], between[None], lattice)[0], dim=-1)
+    exact, _ = _head_outputs(head, blocks, text, between)
+    assert not torch.allclose(interpolated, exact, atol=1e-4)
+    assert bool(((interpolated * exact).sum(-1) > 0.9).all())
+    with pytest.raises(ValueError, match="must divide"):
+        lattice_grid(GRID, 3)
+    # The part mask from lattice features agrees with the per-pixel one on most pixels.
+    exact_mask = head_part_mask(head, blocks, GRID, text, mask)
+    lattice_mask = head_part_mask(head, blocks, GRID, text, mask, stride=2)
+    assert not bool((lattice_mask & ~mask).any())
+    assert float((lattice_mask == exact_mask)[mask].float().mean()) > 0.8

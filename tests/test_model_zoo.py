@@ -156,9 +156,11 @@ def test_match_uses_the_shipped_model_when_a_function_is_given(
     assert np.isfinite(np.asarray(record["points"][0]["target"], dtype=float)).all()
 
 
-def test_demo_spout_goes_to_the_spout_with_the_shipped_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("head_stride", [1, 14])
+def test_demo_spout_goes_to_the_spout_with_the_shipped_model(tmp_path: Path, head_stride) -> None:
     """The demo's kettle spout tip lands on the watering can's spout (pour-with parts from the
-    renderer), and most spout pixels do."""
+    renderer), and most spout pixels do: with the head on every pixel (the paper's) and on the
+    backbone's cells (interpolated, searched by the pruned exact search)."""
     from funcorr.data.assets import generate
     from funcorr.data.render import render_views
     from funcorr.demo import DEMO_OBJECTS, render_demo_images
@@ -175,8 +177,12 @@ def test_demo_spout_goes_to_the_spout_with_the_shipped_model(tmp_path: Path) -> 
         )
     paths = render_demo_images(tmp_path)
     path = zoo.resolve_model("auto", "pour-with", "dinov2-s14")
-    matcher = Matcher(MatcherConfig(checkpoint=str(path), function="pour-with", device="cpu"))
+    config = MatcherConfig(
+        checkpoint=str(path), function="pour-with", device="cpu", head_stride=head_stride
+    )
+    matcher = Matcher(config)
     source, target = matcher.features([matcher.prepare(load_image(p)) for p in paths])
+    assert (target.cell_map is not None) == (head_stride > 1)
     ys, xs = torch.nonzero(spouts[0], as_tuple=True)
     points = torch.stack([xs, ys], dim=1).float()[::4]
     tip = points[points[:, 0].argmax()][None]  # both spouts point right
@@ -184,3 +190,14 @@ def test_demo_spout_goes_to_the_spout_with_the_shipped_model(tmp_path: Path) -> 
     on_spout = spouts[1][moved[:, 1].clamp(0, 223), moved[:, 0].clamp(0, 223)]
     assert bool(on_spout[0])
     assert on_spout[1:].float().mean() > 0.6
+
+
+def test_a_head_stride_that_does_not_divide_the_backbone_stride_is_refused() -> None:
+    from funcorr.images import InputError
+    from funcorr.model.matcher import Matcher, MatcherConfig
+
+    path = zoo.resolve_model("funcorr-s14", "pour-with", "dinov2-s14")
+    with pytest.raises(InputError, match="must divide the backbone stride 14"):
+        Matcher(MatcherConfig(checkpoint=str(path), function="pour-with", head_stride=5))
+    with pytest.raises(InputError, match="at least 1"):
+        MatcherConfig(head_stride=0)

@@ -161,3 +161,44 @@ def test_dot_error_bound_covers_observed_float32_errors(dim):
     b = F.normalize(torch.randn(2000, dim, generator=gen), dim=-1)
     error = ((a @ b.T).double() - a.double() @ b.double().T).abs().max()
     assert float(error) <= dot_error_bound(dim)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cell_scenes(), st.sampled_from([0.0, 0.3, 0.5, 1.0]))
+def test_cell_search_equals_brute_force_on_blended_maps(scene, weight):
+    """A blend (two channel groups normalised apart, the head on a finer lattice than the raw
+    cells) keeps the pruned search, and it still returns exactly the brute-force answer."""
+    cells, keep, patch, stride, seed = scene
+    fmap, size, mask = _scene(cells, keep, patch, stride)
+    gen = torch.Generator().manual_seed(seed)
+    coarse = FeatureGrid(patch, 2 * stride)  # the raw cells: every other lattice point
+    h, w = coarse.grid_size(*size)
+    raw = feature_map_features(torch.randn(3, h, w, generator=gen), coarse, size, mask)
+    head = feature_map_features(fmap, FeatureGrid(patch, stride), size, mask)
+    blend = matching.blend_features(head, raw, weight)
+    assert blend.cell_map is not None
+    xy = mask_pixels(mask)
+    keys = blend.sample(xy)
+    query = torch.cat([keys, F.normalize(torch.randn(30, keys.shape[1], generator=gen), dim=-1)])
+    cells_map = blend.cell_map
+    groups = [c for c, _ in cells_map.groups]
+    fast = CellIndex.build(cells_map.fmap, cells_map.grid, xy, keys, groups).nearest(query)
+    slow = brute_force_nearest(query, keys)
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+
+
+def test_blended_cell_map_samples_what_the_two_parts_blend_to():
+    gen = torch.Generator().manual_seed(4)
+    size, mask = (30, 30), torch.ones(30, 30, dtype=torch.bool)
+    head = feature_map_features(torch.randn(5, 7, 7, generator=gen), FeatureGrid(6, 4), size, mask)
+    raw = feature_map_features(torch.randn(3, 4, 4, generator=gen), FeatureGrid(6, 8), size, mask)
+    points = torch.rand(200, 2, generator=gen) * 29
+    blend = matching.blend_features(head, raw, 0.3)
+    expected = torch.cat([0.7**0.5 * head.sample(points), 0.3**0.5 * raw.sample(points)], -1)
+    assert torch.allclose(blend.sample(points), expected, atol=1e-5)
+    # Raw cells moved onto the finer lattice give the same pixel features (bilinear is exact).
+    finer = raw.cells.resampled(FeatureGrid(6, 4), size)
+    assert finer.fmap.shape[1:] == (7, 7)
+    assert torch.allclose(finer.sample(points), raw.sample(points), atol=1e-5)
+    with pytest.raises(ValueError, match="Cannot resample"):
+        raw.cells.resampled(FeatureGrid(6, 3), size)

@@ -342,6 +342,43 @@ def head_image_features(
     return ImageFeatures(sample, size, mask)
 
 
+def lattice_grid(grid: FeatureGrid, stride: int) -> FeatureGrid:
+    """The lattice of ``stride`` px nested in the backbone's ``grid`` (same first centre, so
+    every backbone cell centre is a lattice point); ``stride`` must divide the grid's."""
+    if stride < 1 or grid.stride % stride:
+        raise ValueError(
+            f"The head lattice stride must divide the backbone stride {grid.stride}, got {stride}."
+        )
+    return FeatureGrid(grid.patch_size, stride)
+
+
+@torch.no_grad()
+def lattice_head_map(
+    head: FunctionHead,
+    blocks: torch.Tensor,
+    grid: FeatureGrid,
+    text: torch.Tensor,
+    size: tuple[int, int],
+    stride: int,
+) -> tuple[torch.Tensor, FeatureGrid]:
+    """Head features at the points of a ``stride`` px lattice, as a cell map (out_dim, h', w')
+    of unit vectors on the returned grid. blocks (L, C, h, w); text (D,); size (H, W).
+
+    An approximation of the per-pixel head (the paper's, :func:`head_image_features`): pixel
+    features become the normalised bilinear interpolation of lattice outputs instead of the
+    MLP of interpolated inputs. The MLP then runs on h' x w' points (256 for the backbone's
+    cells at 224 px) instead of every object pixel, and the features are a cell map, so the
+    pruned exact search applies to them. ``benchmarks/bench_transfer.py`` and the README's
+    Model card measure what it costs in PCK.
+    """
+    lattice = lattice_grid(grid, stride)
+    h, w = lattice.grid_size(*size)
+    projected = head.project_blocks(blocks[None])
+    centres = lattice.cell_centres(h, w, projected.device).to(projected.dtype)
+    features, _ = dense_head_outputs(head, projected, grid, text, centres)
+    return features.T.reshape(-1, h, w).contiguous(), lattice
+
+
 @torch.no_grad()
 def head_part_mask(
     head: FunctionHead,
@@ -349,14 +386,22 @@ def head_part_mask(
     grid: FeatureGrid,
     text: torch.Tensor,
     object_mask: torch.Tensor,
+    stride: int = 1,
 ) -> torch.Tensor:
-    """Functional-part mask predicted by the mask head on the object's pixels. (H, W) bool."""
+    """Functional-part mask predicted by the mask head on the object's pixels. (H, W) bool.
+
+    ``stride`` > 1: from the head's features on that lattice (:func:`lattice_head_map`)."""
     if head.mask_proj is None:
         raise ValueError("This head was trained without a mask head.")
     projected = head.project_blocks(blocks[None])
     ys, xs = torch.nonzero(object_mask, as_tuple=True)
     points = torch.stack([xs, ys], -1).float().to(projected.device)
-    _, logits = dense_head_outputs(head, projected, grid, text, points)
+    if stride > 1:
+        fmap, lattice = lattice_head_map(head, blocks, grid, text, object_mask.shape, stride)
+        sampled = sample_at_pixels(fmap[None], points[None], lattice)[0]
+        logits = head.mask_proj(F.normalize(sampled, dim=-1))[:, 0]
+    else:
+        _, logits = dense_head_outputs(head, projected, grid, text, points)
     out = torch.zeros(object_mask.shape, dtype=torch.bool, device=projected.device)
     out[ys.to(out.device), xs.to(out.device)] = logits > 0
     return out

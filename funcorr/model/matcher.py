@@ -17,7 +17,11 @@ OBJECT MASKS (``MatcherConfig.object_mask``), decided per image:
 None (the default) means ``alpha`` for raw features and, for a trained checkpoint, the policy
 its record recommends (the shipped model: ``auto``). Likewise ``raw_weight``: the weight of the
 raw backbone similarity blended into a trained head's (:func:`blend_features`); None takes
-the checkpoint's recommendation (0 when it has none).
+the checkpoint's recommendation (0 when it has none). And ``head_stride``: 1 runs the head's
+MLP on every object pixel (the paper's per-pixel head); a divisor of the backbone stride runs
+it on that lattice and interpolates (:func:`funcorr.model.head.lattice_head_map`, far faster,
+an approximation measured in the README); None takes the checkpoint's recommendation (1 when
+it has none).
 
 Padding is never part of a mask. A backbone without a decoder, or a saliency map in which no
 object stands out, falls back to ``full`` and says so (a warning, and ``Encoded.sources``).
@@ -37,7 +41,12 @@ import torch
 from funcorr.backbones import DEFAULT_BACKBONE, load_backbone, resolve_device
 from funcorr.images import InputError, LoadedImage, Resize, ResizePolicy, apply_resize, plan_resize
 from funcorr.model.checkpoint import read_checkpoint
-from funcorr.model.head import head_image_features, head_part_mask
+from funcorr.model.head import (
+    head_image_features,
+    head_part_mask,
+    lattice_grid,
+    lattice_head_map,
+)
 from funcorr.model.matching import ImageFeatures, blend_features, feature_map_features
 from funcorr.text import load_function_embedder
 
@@ -63,8 +72,11 @@ class MatcherConfig:
     pretrained: bool = True
     object_mask: ObjectMaskPolicy | None = None
     raw_weight: float | None = None
+    head_stride: int | None = None
 
     def __post_init__(self) -> None:
+        if self.head_stride is not None and self.head_stride < 1:
+            raise InputError(f"The head stride must be at least 1 px, got {self.head_stride}.")
         if self.raw_weight is not None and not 0.0 <= self.raw_weight <= 1.0:
             raise InputError(f"The raw-feature weight must lie in [0, 1], got {self.raw_weight}.")
         if self.object_mask is not None and self.object_mask not in OBJECT_MASK_POLICIES:
@@ -185,6 +197,12 @@ class Matcher:
                 cfg.raw_weight = float(recommended.get("raw_weight", 0.0))
             if cfg.object_mask is None:
                 cfg.object_mask = recommended.get("object_mask", "alpha")
+            if cfg.head_stride is None:
+                cfg.head_stride = int(recommended.get("head_stride", 1))
+            try:
+                lattice_grid(self.backbone.grid, cfg.head_stride)
+            except ValueError as error:
+                raise InputError(str(error)) from None
             if cfg.function is None:
                 raise InputError("A trained checkpoint needs --function (e.g. pour-with).")
             self.text_embedding = self.text.embed([cfg.function]).to(self.device)
@@ -280,19 +298,27 @@ class Matcher:
         size = (self.config.image_size, self.config.image_size)
         result = []
         for block, mask in zip(encoded.blocks, encoded.masks):
+            raw = feature_map_features(block.mean(dim=0), self.backbone.grid, size, mask)
             if self.head is None:
-                result.append(
-                    feature_map_features(block.mean(dim=0), self.backbone.grid, size, mask)
-                )
-            else:
-                head = head_image_features(
-                    self.head, block, self.backbone.grid, self.text_embedding[0], size, mask
-                )
-                if self.config.raw_weight:
-                    raw = feature_map_features(block.mean(dim=0), self.backbone.grid, size, mask)
-                    head = blend_features(head, raw, self.config.raw_weight)
-                result.append(head)
+                result.append(raw)
+                continue
+            head = self._head_features(block, mask, size)
+            weight = self.config.raw_weight
+            result.append(blend_features(head, raw, weight) if weight else head)
         return result
+
+    def _head_features(
+        self, block: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]
+    ) -> ImageFeatures:
+        """The head's features of one image: per pixel (``head_stride`` 1, the paper's), or on
+        a lattice and interpolated (:func:`lattice_head_map`). block (L, C, h, w)."""
+        text, grid = self.text_embedding[0], self.backbone.grid
+        if self.config.head_stride == 1:
+            return head_image_features(self.head, block, grid, text, size, mask)
+        fmap, lattice = lattice_head_map(
+            self.head, block, grid, text, size, self.config.head_stride
+        )
+        return feature_map_features(fmap, lattice, size, mask)
 
     @torch.no_grad()
     def predicted_part_mask(
@@ -303,6 +329,13 @@ class Matcher:
             return None
         encoded = self.encode(images) if encoded is None else encoded
         return [
-            head_part_mask(self.head, block, self.backbone.grid, self.text_embedding[0], mask)
+            head_part_mask(
+                self.head,
+                block,
+                self.backbone.grid,
+                self.text_embedding[0],
+                mask,
+                self.config.head_stride,
+            )
             for block, mask in zip(encoded.blocks, encoded.masks)
         ]

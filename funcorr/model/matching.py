@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -31,41 +32,85 @@ from funcorr.model.search import DEFAULT_BLOCK_ROWS, CellIndex, brute_force_near
 #: queries to amortise building its index); below, brute force is as fast. Both are exact.
 CELL_SEARCH_MIN_PAIRS = 1 << 22
 CELL_SEARCH_MIN_QUERIES = 256
-#: Cell indexes kept per image (each holds its candidates' features: M x C floats).
+#: Cell indexes (and candidate features) kept per image (each M x C floats).
 CELL_INDEXES_KEPT = 2
 
 
 @dataclass(frozen=True, eq=False)
 class CellMap:
-    """Raw backbone cells (C, h, w) on ``grid``: pixel features are their normalised bilinear
-    interpolation (:meth:`sample`). Keeps the last few :class:`CellIndex` built on it."""
+    """Cells (C, h, w) on ``grid`` whose normalised bilinear interpolation gives the pixel
+    features (:meth:`sample`): raw backbone cells, or a head evaluated on a lattice
+    (:func:`funcorr.model.head.lattice_head_map`). ``groups`` ((channels, scale), ...) splits
+    the channels into parts normalised separately and scaled (a blend of two feature kinds,
+    :func:`blend_features`); empty = one part of scale 1. Keeps the last few
+    :class:`CellIndex` built on it."""
 
     fmap: torch.Tensor
     grid: FeatureGrid
+    groups: tuple[tuple[int, float], ...] = ()
     _indexes: dict = field(default_factory=dict, compare=False, repr=False)
+    # The viewer searches from several threads; one build at a time keeps the cache whole.
+    _lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
 
     def sample(self, points: torch.Tensor) -> torch.Tensor:
         """(N, 2) pixel xy -> (N, C) normalised features."""
-        return F.normalize(
-            sample_at_pixels(self.fmap[None], points[None].to(self.fmap.device), self.grid)[0],
-            dim=-1,
+        # Contiguous (N, C) rows first: normalising the transposed view grid_sample returns is
+        # several times slower, and the groups are then scaled in place (no concatenation).
+        mixed = sample_at_pixels(self.fmap[None], points[None].to(self.fmap.device), self.grid)
+        mixed = mixed[0].contiguous()
+        if not self.groups:
+            return F.normalize(mixed, dim=-1)
+        start = 0
+        for channels, scale in self.groups:
+            part = mixed[:, start : start + channels]
+            part.mul_(scale / part.norm(dim=1, keepdim=True).clamp_min(1e-12))
+            start += channels
+        return mixed
+
+    def resampled(self, grid: FeatureGrid, size: tuple[int, int]) -> CellMap:
+        """The same pixel features on a finer ``grid`` whose centres include this grid's
+        (its stride divides this one's): bilinear interpolation reproduces a bilinear function
+        exactly on any sub-rectangle, so only float rounding changes. (C, h', w') cells."""
+        if self.grid.patch_size != grid.patch_size or self.grid.stride % grid.stride:
+            raise ValueError(f"Cannot resample cells of {self.grid} onto {grid}.")
+        h, w = grid.grid_size(*size)
+        centres = grid.cell_centres(h, w, self.fmap.device).to(self.fmap.dtype)
+        fine = sample_at_pixels(self.fmap[None], centres[None], self.grid)[0]
+        return CellMap(fine.T.reshape(-1, h, w), grid, self.groups)
+
+    def keys(self, candidates: torch.Tensor) -> torch.Tensor:
+        """Features (M, C) of the candidate pixels (H, W) bool, row-major; sampled once per mask
+        content (the last few are kept), so a second search into the same pixels (the cycle
+        check back into a reference, one demonstration to many objects) skips it."""
+        return self._kept(
+            "keys", candidates, lambda: self.sample(mask_pixels(candidates).to(self.fmap.device))
         )
 
     def index(self, candidates: torch.Tensor) -> CellIndex:
         """The :class:`CellIndex` of the candidate pixels (H, W) bool; built once per mask
         content (the last few are kept)."""
+
+        def build() -> CellIndex:
+            xy = mask_pixels(candidates).to(self.fmap.device)
+            groups = [channels for channels, _ in self.groups]
+            return CellIndex.build(self.fmap, self.grid, xy, self.keys(candidates), groups)
+
+        return self._kept("index", candidates, build)
+
+    def _kept(self, kind: str, candidates: torch.Tensor, make: Callable[[], object]):
         key = (
+            kind,
             tuple(candidates.shape),
             hashlib.blake2b(candidates.cpu().numpy().tobytes(), digest_size=16).hexdigest(),
         )
-        found = self._indexes.pop(key, None)
-        if found is None:
-            xy = mask_pixels(candidates).to(self.fmap.device)
-            found = CellIndex.build(self.fmap, self.grid, xy, self.sample(xy))
-        self._indexes[key] = found  # most recent last
-        while len(self._indexes) > CELL_INDEXES_KEPT:
-            self._indexes.pop(next(iter(self._indexes)))
-        return found
+        with self._lock:
+            found = self._indexes.pop(key, None)
+            if found is None:
+                found = make()
+            self._indexes[key] = found  # most recent last
+            while len(self._indexes) > 2 * CELL_INDEXES_KEPT:
+                self._indexes.pop(next(iter(self._indexes)))
+            return found
 
 
 @dataclass(frozen=True)
@@ -116,12 +161,32 @@ def blend_features(head: ImageFeatures, raw: ImageFeatures, raw_weight: float) -
     trained on renders alone loses fine detail that raw DINOv2 keeps, and the blend beats
     either alone on FunKPoint-dev (README, Model card)."""
     a, b = math.sqrt(1.0 - raw_weight), math.sqrt(raw_weight)
+    cells = _blended_cells(head.cell_map, raw.cell_map, head.size, (a, b))
+    if cells is not None:
+        return ImageFeatures(cells.sample, head.size, head.mask, cells)
 
     def sample(points: torch.Tensor) -> torch.Tensor:
         first = head.sample(points)
         return torch.cat([a * first, b * raw.sample(points).to(first)], dim=-1)
 
     return ImageFeatures(sample, head.size, head.mask)
+
+
+def _blended_cells(
+    head: CellMap | None, raw: CellMap | None, size: tuple[int, int], scales: tuple[float, float]
+) -> CellMap | None:
+    """One :class:`CellMap` for a blend of two cell maps (the raw one moved onto the head's
+    finer lattice), so the blend keeps the pruned exact search; None when either side is not
+    a plain cell map or the grids do not nest."""
+    if head is None or raw is None or head.groups or raw.groups:
+        return None
+    if head.grid != raw.grid:
+        if head.grid.patch_size != raw.grid.patch_size or raw.grid.stride % head.grid.stride:
+            return None
+        raw = raw.resampled(head.grid, size)
+    fmap = torch.cat([head.fmap, raw.fmap.to(head.fmap)], dim=0)
+    groups = ((head.fmap.shape[0], scales[0]), (raw.fmap.shape[0], scales[1]))
+    return CellMap(fmap, head.grid, groups)
 
 
 def mask_pixels(mask: torch.Tensor) -> torch.Tensor:
@@ -180,7 +245,7 @@ def nearest_pixels(
         idx, sim = index.nearest(query, block_rows=max(block_rows, 8192))
         keys = index.keys
     else:
-        keys = tgt.sample(xy)
+        keys = tgt.sample(xy) if cells is None else cells.keys(candidates).to(query.device)
         idx, sim = brute_force_nearest(query, keys, block_rows)
     return idx, sim, xy.to(keys.device), keys
 

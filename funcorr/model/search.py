@@ -110,7 +110,7 @@ class CellIndex:
     """Candidate pixels of one image grouped by quad, for :meth:`nearest`.
 
     keys (M, C): the normalised pixel features (what brute force would search);
-    bases (C, r Q): an orthonormal basis (r = min(C, 4) vectors) of each quad's four cells,
+    bases (C, r Q): an orthonormal basis (r = min(C, 4 G) vectors, G channel groups) of each quad's cells,
     quad after quad; coords[q] (M_q, r): the pixels of quad q in its basis; members[q] (M_q,):
     their indices
     into keys; reach (Q,): the largest coordinate norm in each quad; error: bound on
@@ -126,10 +126,18 @@ class CellIndex:
 
     @classmethod
     def build(
-        cls, fmap: torch.Tensor, grid: FeatureGrid, xy: torch.Tensor, keys: torch.Tensor
+        cls,
+        fmap: torch.Tensor,
+        grid: FeatureGrid,
+        xy: torch.Tensor,
+        keys: torch.Tensor,
+        groups: list[int] | None = None,
     ) -> CellIndex:
-        """fmap (C, h, w) raw cells with h, w >= 2; xy (M, 2) candidate pixels; keys (M, C) their
-        normalised features, sampled from fmap."""
+        """fmap (C, h, w) cells with h, w >= 2; xy (M, 2) candidate pixels; keys (M, C) their
+        normalised features, sampled from fmap. ``groups`` (channel counts summing to C):
+        channel parts normalised separately (:class:`funcorr.model.matching.CellMap`); each
+        part of a key is then in the span of its own four cells, so the quad's span takes the
+        four corners of every part apart (4 per part) and the bound holds unchanged."""
         channels, h, w = fmap.shape
         quad = quads_of(xy.to(fmap.device), grid, (h, w))
         order = torch.argsort(quad, stable=True)
@@ -139,9 +147,16 @@ class CellIndex:
             [row * w + col, row * w + col + 1, (row + 1) * w + col, (row + 1) * w + col + 1], -1
         )
         cells = fmap.reshape(channels, -1).T
-        # Householder QR gives four orthonormal columns containing the span even when the
-        # cells are (nearly) dependent, so |U^T q| stays an upper bound.
+        # Householder QR gives orthonormal columns containing the span even when the cells
+        # are (nearly) dependent, so |U^T q| stays an upper bound.
         spans = cells[corners].double().transpose(1, 2)  # (Q, C, 4)
+        if groups and len(groups) > 1:
+            parts = torch.repeat_interleave(
+                torch.arange(len(groups), device=fmap.device),
+                torch.tensor(groups, device=fmap.device),
+            )
+            # (Q, C, 4 * G): part g's corners, zero outside its channels.
+            spans = torch.cat([spans * (parts == g)[None, :, None] for g in range(len(groups))], 2)
         bases = torch.linalg.qr(spans).Q.to(keys.dtype)  # (Q, C, r)
         members = list(torch.split(order, counts.tolist()))
         coords, reach, residual = [], [], 0.0
