@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from common import machine_line, previous_engine, random_head_checkpoint
 
+from funcorr.allocator import keep_freed_memory
 from funcorr.data.readers import EvalPairs
 from funcorr.eval.functional import FunctionalConfig, evaluate_functional
 from funcorr.eval.functional_methods import (
@@ -125,6 +126,7 @@ def main() -> None:
         help="head lattice strides to time, comma-separated (1 = per pixel, the paper's)",
     )
     args = parser.parse_args()
+    keep_freed_memory()  # as the funcorr commands do (funcorr.allocator)
     torch.set_num_threads(args.threads)
     dataset = EvalPairs(args.data)
     pairs = [dataset[i] for i in range(min(args.pairs, len(dataset)))]

@@ -25,6 +25,7 @@ import time
 import torch
 from common import CATEGORIES, machine_line, rendered_object
 
+from funcorr.allocator import keep_freed_memory
 from funcorr.images import plan_resize
 from funcorr.model.matcher import Matcher, MatcherConfig, Prepared
 from funcorr.model.matching import mask_pixels, transfer_points
@@ -91,6 +92,7 @@ def main() -> None:
         "--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)"
     )
     args = parser.parse_args()
+    keep_freed_memory()  # as the funcorr commands do (funcorr.allocator)
     torch.set_num_threads(args.threads)
     matcher = Matcher(MatcherConfig(backbone=args.backbone, device=args.device, batch_size=8))
     print(f"device {matcher.device}, {args.backbone}, {machine_line()}")

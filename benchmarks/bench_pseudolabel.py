@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from common import machine_line
 
+from funcorr.allocator import keep_freed_memory
 from funcorr.data.part_boxes import NoisyOracleProposer, OracleNoise
 from funcorr.data.pseudolabel import pseudo_label_part, pseudo_label_parts
 from funcorr.data.readers import TrainViews, load_view
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--assets", type=int, default=8)
     args = parser.parse_args()
+    keep_freed_memory()  # as the funcorr commands do (funcorr.allocator)
     cfg = TrainConfig(data=args.data)
     noise = OracleNoise(cfg.oracle_jitter, cfg.oracle_miss_rate, cfg.oracle_false_box_rate)
     dataset = TrainViews(args.data, split="train")

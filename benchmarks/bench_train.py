@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from common import machine_line
 
+from funcorr.allocator import keep_freed_memory
 from funcorr.backbones import load_backbone
 from funcorr.data.build import make_dataset
 from funcorr.data.format import PRESETS
@@ -38,6 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
+    keep_freed_memory()  # as the funcorr commands do (funcorr.allocator)
     root = Path(tempfile.mkdtemp()) / "tiny"
     make_dataset(PRESETS["tiny"], root, progress=False)
     cfg = TrainConfig(data=str(root))

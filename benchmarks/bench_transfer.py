@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from common import CATEGORIES, machine_line, previous_engine, random_head_checkpoint
 
+from funcorr.allocator import keep_freed_memory
 from funcorr.images import plan_resize
 from funcorr.model.matcher import Matcher, MatcherConfig, Prepared
 from funcorr.model.matching import mask_pixels, transfer_points
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20, help="benchmark pairs for --data")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    keep_freed_memory()  # as the funcorr commands do (funcorr.allocator)
     torch.set_num_threads(args.threads)
     print(machine_line())
     with tempfile.TemporaryDirectory() as folder:

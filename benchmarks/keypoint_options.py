@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from funcorr.allocator import keep_freed_memory
 from funcorr.eval.funkpoint import (
     PointScore,
     function_for_action,
@@ -190,6 +191,7 @@ def main() -> None:
         "--model", help="a shipped model's name or a checkpoint (default: raw dinov2-s14)"
     )
     args = parser.parse_args()
+    keep_freed_memory()  # as the funcorr commands do (funcorr.allocator)
     checkpoint = resolve_model(args.model, "pour-with", "dinov2-s14") if args.model else None
     config = MatcherConfig(device=args.device, checkpoint=checkpoint and str(checkpoint))
     config.function = "pour-with" if checkpoint else None  # replaced per action

@@ -318,6 +318,9 @@ def check_out_option(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from funcorr.allocator import keep_freed_memory
+
+    keep_freed_memory()
     args = build_parser().parse_args(argv)
     name = getattr(args, "prog", f"funcorr {args.command}")
     try:

@@ -202,3 +202,103 @@ def test_blended_cell_map_samples_what_the_two_parts_blend_to():
     assert torch.allclose(finer.sample(points), raw.sample(points), atol=1e-5)
     with pytest.raises(ValueError, match="Cannot resample"):
         raw.cells.resampled(FeatureGrid(6, 3), size)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cell_scenes(), st.sampled_from([None, 0.0, 0.4, 1.0]))
+def test_screened_search_equals_brute_force(scene, weight):
+    """Few queries screened on the cells (plain maps and blends with two channel groups, cells
+    with exact ties, repeated and opposite cells) return exactly the brute-force answer."""
+    from funcorr.model.search import screened_nearest
+
+    cells, keep, patch, stride, seed = scene
+    fmap, size, mask = _scene(cells, keep, patch, stride)
+    gen = torch.Generator().manual_seed(seed)
+    features = feature_map_features(fmap, FeatureGrid(patch, stride), size, mask)
+    if weight is not None:
+        h, w = fmap.shape[1:]
+        raw = feature_map_features(
+            torch.randn(4, h, w, generator=gen) * 30, FeatureGrid(patch, stride), size, mask
+        )
+        features = matching.blend_features(features, raw, weight)
+    cells_map = features.cell_map
+    xy = mask_pixels(mask)
+    keys = features.sample(xy)
+    query = torch.cat([keys[:7], F.normalize(torch.randn(9, keys.shape[1], generator=gen), dim=-1)])
+    fast = screened_nearest(
+        query, cells_map.fmap, cells_map.grid, cells_map.groups, xy, cells_map.sample, block_rows=5
+    )
+    slow = brute_force_nearest(query, keys)
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+
+
+def test_screened_search_equals_brute_force_on_real_features(dinov2_s14):
+    """Rendered objects through the real backbone, blended with a head-like lattice map: a few
+    points transferred by the screen land where brute force puts them, sampling few pixels."""
+    from funcorr.data.assets import generate
+    from funcorr.data.render import render_views
+    from funcorr.model.search import screened_nearest
+
+    images, masks = [], []
+    for category, seed in (("kettle", 3), ("watering can", 5)):
+        view = render_views(generate(category, seed), 1, (224, 224), seed=seed)[0]
+        images.append(torch.from_numpy(view.rgb).permute(2, 0, 1).float() / 255)
+        masks.append(torch.from_numpy(view.mask))
+    with torch.no_grad():
+        blocks = dinov2_s14(torch.stack(images))
+    src, tgt = (
+        feature_map_features(b.mean(0), dinov2_s14.grid, (224, 224), m)
+        for b, m in zip(blocks, masks, strict=True)
+    )
+    gen = torch.Generator().manual_seed(0)
+    head = [
+        feature_map_features(
+            F.normalize(torch.randn(16, 31, 31, generator=gen), dim=0),
+            FeatureGrid(14, 7),
+            (224, 224),
+            m,
+        )
+        for m in masks
+    ]
+    sampled = []
+    for a, b in (
+        (src, tgt),
+        (matching.blend_features(head[0], src, 0.5), matching.blend_features(head[1], tgt, 0.5)),
+    ):
+        query = a.sample(a.pixels()[::97])
+        xy = b.pixels()
+        cells = b.cell_map
+
+        def counting(points, cells=cells):
+            sampled.append(points.shape[0])
+            return cells.sample(points)
+
+        fast = screened_nearest(query, cells.fmap, cells.grid, cells.groups, xy, counting)
+        slow = brute_force_nearest(query, b.sample(xy))
+        assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+        assert sampled[-1] < xy.shape[0] // 10
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cell_scenes(), st.sampled_from([1.0, 40.0]))
+def test_screen_bound_holds_for_every_pixel(scene, magnitude):
+    """The screen's promise: each pixel's screened cosine is within its bound of the float64
+    cosine of the key sampling returns (raw-like cell magnitudes included)."""
+    from funcorr.model.search import CellScreen
+
+    cells, keep, patch, stride, seed = scene
+    fmap, size, mask = _scene(cells * magnitude, keep, patch, stride)
+    gen = torch.Generator().manual_seed(seed)
+    h, w = fmap.shape[1:]
+    raw = feature_map_features(
+        torch.randn(5, h, w, generator=gen) * magnitude, FeatureGrid(patch, stride), size, mask
+    )
+    head = feature_map_features(fmap, FeatureGrid(patch, stride), size, mask)
+    for features in (head, matching.blend_features(head, raw, 0.3)):
+        cells_map = features.cell_map
+        xy = mask_pixels(mask)
+        keys = features.sample(xy)
+        query = torch.cat([keys, F.normalize(torch.randn(6, keys.shape[1], generator=gen), dim=-1)])
+        screen = CellScreen.build(cells_map.fmap, cells_map.grid, cells_map.groups, xy)
+        gap = (screen.scores(query) - query.double() @ keys.double().T).abs()
+        assert bool((gap <= screen.error[None]).all())

@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from funcorr.backbones.base import FeatureGrid, sample_at_pixels
-from funcorr.model.search import DEFAULT_BLOCK_ROWS, CellIndex, brute_force_nearest, resolve
+from funcorr.model.search import (
+    DEFAULT_BLOCK_ROWS,
+    CellIndex,
+    brute_force_nearest,
+    resolve,
+    screened_nearest,
+)
 
 #: The pruned search pays off once a search has this many query x key pairs (and enough
 #: queries to amortise building its index); below, brute force is as fast. Both are exact.
@@ -224,8 +230,9 @@ def nearest_pixels(
     """Nearest target pixel inside ``candidates`` (H, W) bool for each normalised query (N, C).
 
     Returns idx (N,) into the candidates' pixels, sim (N,), and those pixels' xy (M, 2) and
-    features (M, C). Uses the pruned search for raw features on the CPU when the search is
-    large enough to gain; the answer is the same either way.
+    features (M, C), or None when the search did not need them all. Cell-map features take
+    the pruned search (CPU, large searches) or the screened one (few queries); the answer is
+    the brute-force one either way.
     """
     xy = mask_pixels(candidates)
     if xy.shape[0] == 0:
@@ -244,10 +251,14 @@ def nearest_pixels(
         index = cells.index(candidates)
         idx, sim = index.nearest(query, block_rows=max(block_rows, 8192))
         keys = index.keys
+    elif cells is not None and min(cells.fmap.shape[1:]) >= 2:
+        # Few queries: screened on the cells, so only pixels near the best are sampled.
+        idx, sim = screened_nearest(query, cells.fmap, cells.grid, cells.groups, xy, cells.sample)
+        keys = None
     else:
-        keys = tgt.sample(xy) if cells is None else cells.keys(candidates).to(query.device)
+        keys = tgt.sample(xy)
         idx, sim = brute_force_nearest(query, keys, block_rows)
-    return idx, sim, xy.to(keys.device), keys
+    return idx, sim, xy.to(query.device), keys
 
 
 def soft_argmax(
@@ -311,11 +322,11 @@ def transfer_points(
     idx, sim, cand_xy, keys = nearest_pixels(query, tgt, candidates, block_rows)
     if refine and candidate_stride > 1:
         return refine_matches(query, tgt, full, cand_xy[idx], candidate_stride - 1)
-    moved = (
-        cand_xy[idx]
-        if soft_window is None
-        else soft_argmax(query, keys, cand_xy, soft_window, block_rows=block_rows)
-    )
+    if soft_window is None:
+        moved = cand_xy[idx]
+    else:
+        keys = tgt.sample(cand_xy) if keys is None else keys
+        moved = soft_argmax(query, keys, cand_xy, soft_window, block_rows=block_rows)
     return Transfer(moved, sim)
 
 

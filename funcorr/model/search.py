@@ -232,3 +232,145 @@ class CellIndex:
             found.append(
                 (rows[near[:, 1]], self.members[quad][near[:, 0]], values[near[:, 0], near[:, 1]])
             )
+
+
+def _corners(xy: torch.Tensor, grid: FeatureGrid, cells_hw: tuple[int, int]):
+    """Flat indices (M, 4) of the cells a, b, c, d (top-left, top-right, bottom-left,
+    bottom-right) of each pixel's quad and their bilinear weights (M, 4), float64, as
+    :func:`funcorr.backbones.base.sample_at_pixels` mixes them (border pixels clamped)."""
+    h, w = cells_hw
+    uv = pixel_to_cell(xy.double(), grid)
+    u, v = uv[:, 0].clamp(0, w - 1), uv[:, 1].clamp(0, h - 1)
+    col, row = u.floor().clamp(max=w - 2), v.floor().clamp(max=h - 2)
+    fu, fv = u - col, v - row
+    top_left = row.long() * w + col.long()
+    index = torch.stack([top_left, top_left + 1, top_left + w, top_left + w + 1], dim=1)
+    weights = torch.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv], dim=1)
+    return index, weights
+
+
+def _interpolated_norms(cells: torch.Tensor, index: torch.Tensor, weights: torch.Tensor):
+    """|sum_i w_i c_i| for every pixel from the cells' Gram entries, without forming the
+    interpolated vectors. cells (C, h, w) float64; index, weights (M, 4). Returns (M,)."""
+    w = cells.shape[2]
+    gram = {
+        "aa": (cells * cells).sum(0),
+        "ab": (cells[:, :, :-1] * cells[:, :, 1:]).sum(0),  # right neighbour
+        "ac": (cells[:, :-1, :] * cells[:, 1:, :]).sum(0),  # neighbour below
+        "ad": (cells[:, :-1, :-1] * cells[:, 1:, 1:]).sum(0),
+        "bc": (cells[:, :-1, 1:] * cells[:, 1:, :-1]).sum(0),
+    }
+    a = index[:, 0]
+    row, col = a // w, a % w
+    self_dots = gram["aa"].reshape(-1)[index]  # (M, 4)
+    total = (weights**2 * self_dots).sum(1)
+    pairs = (
+        (0, 1, gram["ab"][row, col]),
+        (2, 3, gram["ab"][row + 1, col]),
+        (0, 2, gram["ac"][row, col]),
+        (1, 3, gram["ac"][row, col + 1]),
+        (0, 3, gram["ad"][row, col]),
+        (1, 2, gram["bc"][row, col]),
+    )
+    for i, j, dots in pairs:
+        total = total + 2 * weights[:, i] * weights[:, j] * dots
+    return total.clamp_min(0).sqrt()
+
+
+@dataclass(frozen=True)
+class CellScreen:
+    """The float64 screen of :func:`screened_nearest` for one cell map and candidate set:
+    :meth:`scores` gives, for queries (n, C), each pixel's screened cosine (n, M) and ``error``
+    (M,) bounds its distance to the float64 cosine of the float32 key that sampling returns
+    (infinite for pixels whose mix nearly cancels)."""
+
+    index: torch.Tensor
+    weights: torch.Tensor
+    groups: list[tuple[int, int, float, torch.Tensor, torch.Tensor]]
+    error: torch.Tensor
+    unsure: torch.Tensor
+
+    @classmethod
+    def build(cls, fmap: torch.Tensor, grid: FeatureGrid, groups, xy: torch.Tensor) -> CellScreen:
+        channels, h, w = fmap.shape
+        groups = list(groups) or [(channels, 1.0)]
+        index, weights = _corners(xy.to(fmap.device), grid, (h, w))
+        unit = 2.0**-24
+        # grid_sample's weights: the pixel -> cell -> [-1, 1] -> cell conversions in float32
+        # move the sampling point by a few ulps of the grid size.
+        weight_error = 16 * unit * (max(h, w) + 1)
+        parts, errors, start = [], [], 0
+        unsure = torch.zeros(xy.shape[0], dtype=torch.bool, device=fmap.device)
+        cells64 = fmap.double()
+        for size, scale in groups:
+            cells = cells64[start : start + size]
+            norms = _interpolated_norms(cells, index, weights)  # (M,)
+            cell_norms = cells.norm(dim=0).reshape(-1)
+            spread = (weights * cell_norms[index]).sum(1)  # sum_i w_i |c_i|
+            largest = float(cell_norms.max())
+            reliable = norms > 1e-3 * largest
+            safe = norms.clamp_min(1e-300)
+            # A moved sampling point changes the mix by at most its shift times the largest
+            # cell difference (8 |c| covers a quad and the one it may spill into); the mix,
+            # norm and scaling add a few roundings each (Higham's gamma for the norm's sum).
+            mix = (weight_error * 8 * largest + 5 * unit * spread) / safe
+            error = scale * 1.01 * (2 * mix + dot_error_bound(size) + 4 * unit) + 1e-9
+            errors.append(torch.where(reliable, error, torch.full_like(error, math.inf)))
+            unsure |= ~reliable
+            parts.append((start, size, scale, cells.reshape(size, -1), safe))
+            start += size
+        return cls(index, weights, parts, torch.stack(errors).sum(0), unsure)
+
+    def scores(self, query: torch.Tensor) -> torch.Tensor:
+        """Screened cosines (n, M) float64 of queries (n, C)."""
+        score = query.new_zeros(query.shape[0], self.index.shape[0], dtype=torch.float64)
+        for first, size, scale, cells, norms in self.groups:
+            products = query[:, first : first + size].double() @ cells  # (n, h w)
+            mixed = (products[:, self.index] * self.weights[None]).sum(-1)  # (n, M)
+            score += scale * mixed / norms[None]
+        return score
+
+
+def screened_nearest(
+    query: torch.Tensor,
+    fmap: torch.Tensor,
+    grid: FeatureGrid,
+    groups: list[tuple[int, float]],
+    xy: torch.Tensor,
+    sample,
+    block_rows: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same answer as :func:`brute_force_nearest` over ``sample(xy)``, for a few queries,
+    without sampling every candidate's feature.
+
+    The keys are cell-map features (:class:`funcorr.model.matching.CellMap`): per channel group
+    g, ``scale_g * x / |x|`` with x the bilinear mix of a quad's four cells. So q . k is, per
+    group, the bilinear mix of the four cell products q . c_i (one N x h w product for all
+    pixels) over |x|, which follows from the quad's 4 x 4 Gram matrix of cells. This screen,
+    in float64, differs from the float64 cosine of the float32 key by at most the key's own
+    float32 error (bounded below from the interpolation weights' rounding, the mix, the norm
+    and the scaling); every pixel within twice that bound of the best is then sampled and
+    settled by :func:`resolve`, as brute force would. Pixels whose mix nearly cancels (|x|
+    below 1e-3 of the largest cell) are always settled exactly.
+
+    query (N, C) normalised; fmap (C, h, w) with h, w >= 2; groups ((channels, scale), ...)
+    or empty (one group of scale 1); xy (M, 2) candidate pixels; sample: xy -> keys.
+    Returns idx (N,) into xy, sim (N,).
+    """
+    screen = CellScreen.build(fmap, grid, groups, xy)
+    error, unsure = screen.error, screen.unsure
+    idx = torch.empty(query.shape[0], dtype=torch.long, device=query.device)
+    sim = torch.empty(query.shape[0], dtype=query.dtype, device=query.device)
+    for begin in range(0, query.shape[0], block_rows):
+        block = query[begin : begin + block_rows].to(fmap.device)
+        score = screen.scores(block)
+        low = torch.where(unsure[None], -math.inf, score - error[None]).amax(dim=1)
+        kept = torch.nonzero((score + error[None] >= (low - TIE_TOLERANCE)[:, None]) | unsure)
+        cols, local = torch.unique(kept[:, 1], return_inverse=True)
+        keys = sample(xy[cols.to(xy.device)]).to(query)
+        found, value = resolve(
+            block.to(query), keys, kept[:, 0].to(keys.device), local.to(keys.device)
+        )
+        idx[begin : begin + block.shape[0]] = cols.to(idx.device)[found.to(cols.device)]
+        sim[begin : begin + block.shape[0]] = value
+    return idx, sim
