@@ -144,11 +144,19 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_soft_window_option(parser: argparse.ArgumentParser) -> None:
+    """``--soft-window`` (match, transfer, eval): None leaves it to the model."""
+    parser.add_argument(
+        "--soft-window",
+        type=non_negative_float,
+        help="soft-argmax refinement radius in network pixels, 0 = off (default: the model's "
+        "recommendation, 7 for funcorr-s14; off for raw features)",
+    )
+
+
 def add_refinement_options(parser: argparse.ArgumentParser) -> None:
     """How a match is refined: soft-argmax window and flip-aware matching (match, transfer)."""
-    parser.add_argument(
-        "--soft-window", type=positive_float, help="soft-argmax refinement radius in network pixels"
-    )
+    add_soft_window_option(parser)
     parser.add_argument(
         "--flip",
         action="store_true",
@@ -173,16 +181,16 @@ def _match(args: argparse.Namespace) -> int:
         resolve_function(args.function)
     if args.points and args.mask:
         raise InputError("Give either --points or --mask, not both.")
+    matcher = Matcher(matcher_config_from_args(args))
     request = MatchRequest(
         Path(args.source),
         Path(args.target),
         points=[parse_point(p) for p in args.points] if args.points else None,
         mask=Path(args.mask) if args.mask else None,
         top=args.top,
-        soft_window=args.soft_window,
+        soft_window=matcher.config.soft_window,
         flip=args.flip,
     )
-    matcher = Matcher(matcher_config_from_args(args))
     record, picture = run_match(request, matcher)
     for path in write_outputs(record, picture, Path(args.out)):
         print(path)

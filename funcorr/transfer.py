@@ -384,6 +384,7 @@ def _transfer(args: argparse.Namespace) -> int:
         demo = parse_demonstration(
             [list(parse_point(p)) for p in args.points], default_kind=args.kind
         )
+    matcher = Matcher(matcher_config_from_args(args))
     request = TransferRequest(
         Path(args.source),
         Path(args.target),
@@ -393,11 +394,11 @@ def _transfer(args: argparse.Namespace) -> int:
         TransferConfig(
             ModeRule(args.mode_ratio, args.mode_distance, args.max_modes),
             args.cycle_tolerance,
-            args.soft_window,
+            matcher.config.soft_window,
             args.flip,
         ),
     )
-    record, picture = run_transfer(request, Matcher(matcher_config_from_args(args)))
+    record, picture = run_transfer(request, matcher)
     for path in write_transfer_outputs(record, picture, Path(args.out)):
         print(path)
     return 0

@@ -1,7 +1,8 @@
 """Export a trained checkpoint as a shipped model with its card (how funcorr-s14 was made).
 
-    python scripts/ship_model.py runs/release/step-00{2000,2500,3000}.safetensors \
-        --name funcorr-s14 --raw-weight 0.5 --object-mask auto --wall-clock-min 69 \
+    python scripts/ship_model.py runs/release/step-00{4000,4500,5000,5500,6000}.safetensors \
+        --name funcorr-s14 --raw-weight 0.5 --object-mask auto --head-stride 14 --parts head \
+        --soft-window 7 --wall-clock-min 106 \
         --scores results/funkpoint_model-funcorr-s14.json
 
 Several checkpoints of one run are averaged weight by weight (snapshot averaging: steadier on
@@ -87,6 +88,13 @@ def main() -> None:
     parser.add_argument("--raw-weight", type=float, default=0.0)
     parser.add_argument("--object-mask", default="auto")
     parser.add_argument(
+        "--head-stride", type=int, default=1, help="head lattice stride (1 = every pixel)"
+    )
+    parser.add_argument("--parts", default="none", help="discovery part masks: none or head")
+    parser.add_argument(
+        "--soft-window", type=float, default=0.0, help="soft-argmax radius, px (0 = off)"
+    )
+    parser.add_argument(
         "--wall-clock-min",
         type=float,
         required=True,
@@ -127,7 +135,13 @@ def main() -> None:
             "wall_clock_min": args.wall_clock_min,
             "python": platform.python_version(),
         },
-        "inference": {"raw_weight": args.raw_weight, "object_mask": args.object_mask},
+        "inference": {
+            "raw_weight": args.raw_weight,
+            "object_mask": args.object_mask,
+            "head_stride": args.head_stride,
+            "parts": args.parts,
+            "soft_window": args.soft_window or None,
+        },
         "selection": args.selection,
         "scores": [score_summary(Path(p)) for p in args.scores],
     }

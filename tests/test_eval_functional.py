@@ -474,3 +474,46 @@ def test_each_image_is_encoded_once_across_pairs(head):
     )[0].prepared
     features([prepared], "hang-onto")
     assert features.computed == (11 if head else 10)
+
+
+def test_the_shipped_model_discovers_within_its_predicted_parts_by_default(tmp_path, monkeypatch):
+    """funcorr-s14 records ``parts: head``: eval functional restricts discovery to the parts its
+    mask head predicts unless --parts says otherwise; raw features never do."""
+    pairs = [shifted_pair("a"), shifted_pair("b", across=True)]
+    from funcorr.data import readers
+
+    class EvalPairs(list):
+        def __init__(self, root, split="test"):
+            super().__init__(pairs)
+
+    monkeypatch.setattr(readers, "EvalPairs", EvalPairs)
+    from funcorr.cli import main
+
+    data = tmp_path / "bench"
+    data.mkdir()
+    labels = {}
+    for extra in ([], ["--parts", "none"], ["--model", "none"]):
+        out = tmp_path / f"out{len(labels)}"
+        assert (
+            main(
+                [
+                    "eval",
+                    "functional",
+                    "--data",
+                    str(data),
+                    "--size",
+                    "56",
+                    "--out",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        (result,) = out.glob("functional_*.json")
+        labels[" ".join(extra)] = json.loads(result.read_text())["config"]["method_label"]
+    assert labels == {
+        "": "model:funcorr-s14+head-parts",
+        "--parts none": "model:funcorr-s14",
+        "--model none": "dinov2-s14",
+    }

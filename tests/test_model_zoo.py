@@ -201,3 +201,20 @@ def test_a_head_stride_that_does_not_divide_the_backbone_stride_is_refused() -> 
         Matcher(MatcherConfig(checkpoint=str(path), function="pour-with", head_stride=5))
     with pytest.raises(InputError, match="at least 1"):
         MatcherConfig(head_stride=0)
+
+
+def test_the_shipped_models_recommendations_are_defaults_and_can_be_overridden() -> None:
+    from funcorr.model.matcher import Matcher, MatcherConfig
+
+    path = str(zoo.resolve_model("funcorr-s14", "pour-with", "dinov2-s14"))
+    shipped = Matcher(MatcherConfig(checkpoint=path, function="pour-with"))
+    assert (shipped.config.raw_weight, shipped.config.object_mask) == (0.5, "auto")
+    assert (shipped.config.head_stride, shipped.config.soft_window) == (14, 7.0)
+    assert shipped.inference["parts"] == "head"
+    explicit = MatcherConfig(
+        checkpoint=path, function="pour-with", head_stride=1, soft_window=0, raw_weight=0.0
+    )
+    chosen = Matcher(explicit).config
+    assert (chosen.head_stride, chosen.soft_window, chosen.raw_weight) == (1, None, 0.0)
+    raw = Matcher(MatcherConfig()).config  # raw features: no refinement, alpha masks
+    assert (raw.soft_window, raw.object_mask, raw.raw_weight) == (None, "alpha", 0.0)

@@ -102,10 +102,15 @@ def _functional(args: argparse.Namespace) -> int:
         feature_matcher = _matcher(args, function=str(pairs[0]["function"]))
         label = _method_label(feature_matcher)
         features = MatcherFeatures(feature_matcher)
-        matcher = NearestNeighbourMatcher(soft_window=args.soft_window)
-    parts = load_part_predictor(args.parts, features)
+        matcher = NearestNeighbourMatcher(soft_window=feature_matcher.config.soft_window)
+    # Default: what the model records (funcorr-s14 restricts discovery to the parts its mask
+    # head predicts, as `funcorr match` does); raw features and chance use none.
+    spec = args.parts
+    if spec is None:
+        spec = features.matcher.inference.get("parts", "none") if features else "none"
+    parts = load_part_predictor(spec, features)
     if parts is not None:
-        label += f"+{'gt' if parts.is_ground_truth else args.parts.split(':')[0]}-parts"
+        label += f"+{'gt' if parts.is_ground_truth else spec.split(':')[0]}-parts"
     method = FunctionalMethod(label, matcher, features, parts)
     results = evaluate_functional(pairs, method, config, progress=True)
     record = {
@@ -179,11 +184,12 @@ def _funkpoint(args: argparse.Namespace) -> int:
     from funcorr.eval.report import result_document, write_outputs
 
     actions = read_funkpoint(args.data, args.categories)
-    config = FunKPointConfig(
-        alpha=args.alpha[0] if args.alpha else 0.1, soft_window=args.soft_window
-    )
     chance = args.method == "chance" and not args.checkpoint
     matcher = None if chance else _matcher(args, function=function_for_action(actions[0].name))
+    config = FunKPointConfig(
+        alpha=args.alpha[0] if args.alpha else 0.1,
+        soft_window=None if matcher is None else matcher.config.soft_window,
+    )
     label = "chance" if chance else _method_label(matcher)
     scores = evaluate_funkpoint(actions, matcher, config, seed=args.seed, progress=True)
     summary = summarise(scores, config.alpha)
@@ -292,7 +298,7 @@ def _keypoints(args: argparse.Namespace) -> int:
     else:
         matcher = _matcher(args)
         method = FeatureKeypointMethod.from_matcher(
-            matcher, _method_label(matcher), soft_window=args.soft_window, flip=args.flip
+            matcher, _method_label(matcher), soft_window=matcher.config.soft_window, flip=args.flip
         )
     supers = load_super_categories(args.super_categories, fmt)
     scores = []
@@ -397,7 +403,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from funcorr.cli import add_feature_options, positive_float, positive_int
+    from funcorr.cli import (
+        add_feature_options,
+        add_soft_window_option,
+        positive_float,
+        positive_int,
+    )
 
     evaluate = sub.add_parser(
         "eval", help="benchmarks: dense functional, keypoint (SPair/SOCO), LVLM multiple choice"
@@ -419,8 +430,8 @@ def register(sub) -> None:
     )
     functional.add_argument(
         "--parts",
-        default="none",
-        help="part masks: none, gt, head (checkpoint mask head), folder:DIR (<pair_id>_<1|2>.png) or module:factory",
+        help="part masks for discovery: none, gt, head (checkpoint mask head), folder:DIR (<pair_id>_<1|2>.png) "
+        "or module:factory (default: the model's recommendation, head for funcorr-s14; none for raw features)",
     )
     functional.add_argument(
         "--thresholds",
@@ -434,11 +445,7 @@ def register(sub) -> None:
         action="store_true",
         help="label transfer only (discovery is the slow part)",
     )
-    functional.add_argument(
-        "--soft-window",
-        type=positive_float,
-        help="soft-argmax refinement radius for label transfer (network px)",
-    )
+    add_soft_window_option(functional)
     functional.add_argument(
         "--shard",
         help="evaluate shard i/n (0 <= i < n): the i-th of n contiguous slices of the pairs; `funcorr report` merges the n result files",
@@ -483,9 +490,7 @@ def register(sub) -> None:
     keypoints.add_argument(
         "--strict", action="store_true", help="count error < threshold (SOCO's code) instead of <="
     )
-    keypoints.add_argument(
-        "--soft-window", type=positive_float, help="soft-argmax refinement radius (network px)"
-    )
+    add_soft_window_option(keypoints)
     keypoints.add_argument(
         "--protocol",
         choices=["funcorr", "soco"],

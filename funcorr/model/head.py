@@ -21,7 +21,10 @@ then one matrix product. The object pixels take a shortcut that is exact in real
 (:func:`dense_head_outputs`): the MLP's first layer is linear and a pixel's input is a convex
 (bilinear) mix of the four cells around it, so the first layer is applied to the h x w cells
 once and its output interpolated (40 % of the MLP's work for the default sizes). Results
-agree with :meth:`FunctionHead.embed_points` to float rounding.
+agree with :meth:`FunctionHead.embed_points` to float rounding. Far cheaper, and the shipped
+model's default: :func:`lattice_head_map` runs the MLP only on a lattice nested in the
+backbone's cells and lets pixel features be the interpolation of its outputs (an
+approximation whose cost the README measures).
 
 The whole path from an image to matches is :class:`funcorr.model.model.Model` (backbone, this
 head, the function embedding); checkpoint files are read and written by

@@ -21,7 +21,9 @@ the checkpoint's recommendation (0 when it has none). And ``head_stride``: 1 run
 MLP on every object pixel (the paper's per-pixel head); a divisor of the backbone stride runs
 it on that lattice and interpolates (:func:`funcorr.model.head.lattice_head_map`, far faster,
 an approximation measured in the README); None takes the checkpoint's recommendation (1 when
-it has none).
+it has none). ``soft_window`` is not a feature setting but how matches are refined (soft-argmax
+radius in network pixels, 0 = off); it lives here so that a model's recommendation (7 for
+funcorr-s14) reaches every command; None takes it, or off for raw features.
 
 Padding is never part of a mask. A backbone without a decoder, or a saliency map in which no
 object stands out, falls back to ``full`` and says so (a warning, and ``Encoded.sources``).
@@ -73,8 +75,11 @@ class MatcherConfig:
     object_mask: ObjectMaskPolicy | None = None
     raw_weight: float | None = None
     head_stride: int | None = None
+    soft_window: float | None = None
 
     def __post_init__(self) -> None:
+        if self.soft_window is not None and not self.soft_window >= 0:
+            raise InputError(f"The soft-argmax window must be >= 0 px, got {self.soft_window}.")
         if self.head_stride is not None and self.head_stride < 1:
             raise InputError(f"The head stride must be at least 1 px, got {self.head_stride}.")
         if self.raw_weight is not None and not 0.0 <= self.raw_weight <= 1.0:
@@ -187,18 +192,23 @@ class Matcher:
         cfg = self.config = dataclasses.replace(self.config)
         self.device = resolve_device(cfg.device)
         self.head = None
+        # How the checkpoint is best used beyond features (e.g. ``parts`` for discovery).
+        self.inference: dict = {}
         if cfg.checkpoint is not None:
             self.backbone, self.head, self.text, record = load_trained(
                 Path(cfg.checkpoint), device=self.device, weights=cfg.weights
             )
             # A shipped model records how it is best used (its card says how that was chosen).
             recommended = record.get("inference", {})
+            self.inference = dict(recommended)
             if cfg.raw_weight is None:
                 cfg.raw_weight = float(recommended.get("raw_weight", 0.0))
             if cfg.object_mask is None:
                 cfg.object_mask = recommended.get("object_mask", "alpha")
             if cfg.head_stride is None:
                 cfg.head_stride = int(recommended.get("head_stride", 1))
+            if cfg.soft_window is None:
+                cfg.soft_window = recommended.get("soft_window")
             try:
                 lattice_grid(self.backbone.grid, cfg.head_stride)
             except ValueError as error:
@@ -218,6 +228,8 @@ class Matcher:
             )
         if cfg.object_mask is None:
             cfg.object_mask = "alpha"
+        # 0 switches the refinement off: matching code reads None as off.
+        cfg.soft_window = cfg.soft_window or None
         self._warned_no_decoder = False
         grid = self.backbone.grid
         if (cfg.image_size - grid.patch_size) % grid.stride:

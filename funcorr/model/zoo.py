@@ -110,8 +110,9 @@ def export_model(
     """Write a trained checkpoint as shipped model ``name``: fp16 weights (halves the file;
     features differ from fp32 by < 1e-3 cosine) with the checkpoint record, and ``<name>.json``,
     ``card`` plus name, weights file, SHA-256 and backbone. ``inference``: how the model is
-    best used (``raw_weight``, ``object_mask``), stored in the record, where
-    :class:`~funcorr.model.matcher.Matcher` reads its defaults. Returns the new card."""
+    best used (``raw_weight``, ``object_mask``, ``head_stride``, and ``parts`` for discovery),
+    stored in the record, where :class:`~funcorr.model.matcher.Matcher` reads its defaults.
+    Returns the new card."""
     from funcorr.model.checkpoint import read_checkpoint, save_checkpoint_state
 
     folder = models_dir() if folder is None else Path(folder)
