@@ -61,8 +61,15 @@ def score_summary(path: Path) -> dict:
         }
     summary = results["summary"]["all"]
     keys = ("pck_23", "pck_10", "best_f1_23", "ap_23", "norm_dist", "pair_directions")
-    split = document.get("config", {}).get("split")
-    return {"method": results["method"], "split": split, **{k: round(summary[k], 4) for k in keys}}
+    config = document.get("config", {})
+    # The benchmark folder's own name says which preset (e.g. bench6 or the full preset).
+    data = Path(config.get("data", "")).name
+    return {
+        "method": results["method"],
+        "data": data,
+        "split": config.get("split"),
+        **{k: round(summary[k], 4) for k in keys},
+    }
 
 
 def average(paths: list[str]) -> Checkpoint:
