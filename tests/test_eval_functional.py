@@ -237,12 +237,8 @@ def test_real_backbone_on_shifted_texture(dinov2_s14):
     assert real["ap_23"] > chance["ap_23"] + 0.2
 
 
-def test_cli_functional_writes_tables_json_and_plots(tmp_path, monkeypatch):
-    pairs = [
-        shifted_pair("a"),
-        shifted_pair("b", across=True),
-        shifted_pair("c", function="cut-with"),
-    ]
+def _patched_benchmark(monkeypatch, tmp_path, pairs):
+    """A benchmark folder whose reader (funcorr.data.readers.EvalPairs) serves ``pairs``."""
     from funcorr.data import readers
 
     class EvalPairs(list):
@@ -250,10 +246,20 @@ def test_cli_functional_writes_tables_json_and_plots(tmp_path, monkeypatch):
             super().__init__(pairs)
 
     monkeypatch.setattr(readers, "EvalPairs", EvalPairs)
-    from funcorr.cli import main
-
     data = tmp_path / "bench"
     data.mkdir()
+    return data
+
+
+def test_cli_functional_writes_tables_json_and_plots(tmp_path, monkeypatch):
+    pairs = [
+        shifted_pair("a"),
+        shifted_pair("b", across=True),
+        shifted_pair("c", function="cut-with"),
+    ]
+    data = _patched_benchmark(monkeypatch, tmp_path, pairs)
+    from funcorr.cli import main
+
     out = tmp_path / "out"
     assert (
         main(
@@ -480,36 +486,14 @@ def test_the_shipped_model_discovers_within_its_predicted_parts_by_default(tmp_p
     """funcorr-s14 records ``parts: head``: eval functional restricts discovery to the parts its
     mask head predicts unless --parts says otherwise; raw features never do."""
     pairs = [shifted_pair("a"), shifted_pair("b", across=True)]
-    from funcorr.data import readers
-
-    class EvalPairs(list):
-        def __init__(self, root, split="test"):
-            super().__init__(pairs)
-
-    monkeypatch.setattr(readers, "EvalPairs", EvalPairs)
+    data = _patched_benchmark(monkeypatch, tmp_path, pairs)
     from funcorr.cli import main
 
-    data = tmp_path / "bench"
-    data.mkdir()
     labels = {}
     for extra in ([], ["--parts", "none"], ["--model", "none"]):
         out = tmp_path / f"out{len(labels)}"
-        assert (
-            main(
-                [
-                    "eval",
-                    "functional",
-                    "--data",
-                    str(data),
-                    "--size",
-                    "56",
-                    "--out",
-                    str(out),
-                    *extra,
-                ]
-            )
-            == 0
-        )
+        command = f"eval functional --data {data} --size 56 --out {out}".split()
+        assert main(command + extra) == 0
         (result,) = out.glob("functional_*.json")
         labels[" ".join(extra)] = json.loads(result.read_text())["config"]["method_label"]
     assert labels == {

@@ -91,8 +91,8 @@ def test_cell_search_equals_brute_force_on_generated_maps(scene):
     assert torch.equal(fast[1], slow[1])
 
 
-def test_cell_search_equals_brute_force_on_real_features(dinov2_s14):
-    """Two rendered objects through the real backbone: every pixel of one matched into the other."""
+def _rendered_features(backbone):
+    """Raw features of a rendered kettle and watering can (their object masks), 224 px."""
     from funcorr.data.assets import generate
     from funcorr.data.render import render_views
 
@@ -102,11 +102,17 @@ def test_cell_search_equals_brute_force_on_real_features(dinov2_s14):
         images.append(torch.from_numpy(view.rgb).permute(2, 0, 1).float() / 255)
         masks.append(torch.from_numpy(view.mask))
     with torch.no_grad():
-        blocks = dinov2_s14(torch.stack(images))
+        blocks = backbone(torch.stack(images))
     src, tgt = (
-        feature_map_features(b.mean(0), dinov2_s14.grid, (224, 224), m)
+        feature_map_features(b.mean(0), backbone.grid, (224, 224), m)
         for b, m in zip(blocks, masks, strict=True)
     )
+    return src, tgt, masks
+
+
+def test_cell_search_equals_brute_force_on_real_features(dinov2_s14):
+    """Two rendered objects through the real backbone: every pixel of one matched into the other."""
+    src, tgt, _ = _rendered_features(dinov2_s14)
     query = src.sample(src.pixels()[::3])  # a third of the source pixels keeps the test short
     xy = tgt.pixels()
     keys = tgt.sample(xy)
@@ -235,21 +241,9 @@ def test_screened_search_equals_brute_force(scene, weight):
 def test_screened_search_equals_brute_force_on_real_features(dinov2_s14):
     """Rendered objects through the real backbone, blended with a head-like lattice map: a few
     points transferred by the screen land where brute force puts them, sampling few pixels."""
-    from funcorr.data.assets import generate
-    from funcorr.data.render import render_views
     from funcorr.model.search import screened_nearest
 
-    images, masks = [], []
-    for category, seed in (("kettle", 3), ("watering can", 5)):
-        view = render_views(generate(category, seed), 1, (224, 224), seed=seed)[0]
-        images.append(torch.from_numpy(view.rgb).permute(2, 0, 1).float() / 255)
-        masks.append(torch.from_numpy(view.mask))
-    with torch.no_grad():
-        blocks = dinov2_s14(torch.stack(images))
-    src, tgt = (
-        feature_map_features(b.mean(0), dinov2_s14.grid, (224, 224), m)
-        for b, m in zip(blocks, masks, strict=True)
-    )
+    src, tgt, masks = _rendered_features(dinov2_s14)
     gen = torch.Generator().manual_seed(0)
     head = [
         feature_map_features(
