@@ -13,7 +13,10 @@ backbone pass in every variant; what differs is the head and the search:
 * current, head lattice: the head's MLP on the backbone's 14 px cells only and its features
   interpolated (``head_stride=14``, :func:`funcorr.model.head.lattice_head_map`; the shipped
   model's default), searched exactly by the pruned cell search (an approximation of the
-  per-pixel head: printed is how often it returns the per-pixel answer).
+  per-pixel head: printed is how often it returns the per-pixel answer);
+* current, head lattice + int8: the same with the backbone's linear layers in int8
+  (``--precision int8``, :mod:`funcorr.backbones.precision`), the one lever left once the
+  backbone pass is most of a target's cost (printed: how often it returns the fp32 answer).
 
 Two settings: object masks from alpha (the objects cover 5-15 % of the frame) and whole
 images (no alpha, as photos come: every pixel is a candidate). With ``--data`` the lattice's
@@ -134,6 +137,14 @@ def main() -> None:
         lattice_matcher = Matcher(
             MatcherConfig(checkpoint=checkpoint, function="pour-with", head_stride=HEAD_STRIDE)
         )
+        int8_matcher = Matcher(
+            MatcherConfig(
+                checkpoint=checkpoint,
+                function="pour-with",
+                head_stride=HEAD_STRIDE,
+                precision="int8",
+            )
+        )
         print(
             f"head: {Path(checkpoint).name if args.checkpoint else 'random weights, default size'}"
         )
@@ -146,23 +157,29 @@ def main() -> None:
             ]
             transfer_all(matcher, reference, points, targets[:1])  # warm-up
             transfer_all(lattice_matcher, reference, points, targets[:1])
+            transfer_all(int8_matcher, reference, points, targets[:1])
             with previous_engine():
                 old, old_moved = transfer_all(matcher, reference, points, targets)
             new, new_moved = transfer_all(matcher, reference, points, targets)
             lattice, lattice_moved = transfer_all(lattice_matcher, reference, points, targets)
+            int8, int8_moved = transfer_all(int8_matcher, reference, points, targets)
             pixels = sum(int(t.mask.sum()) for t in targets) // len(targets)
             n = len(targets)
             print(
                 f"{'whole images' if whole else 'object masks (alpha)'}, {pixels} candidate pixels per target, 1 reference -> {n} targets, 5 points + cycle check:"
             )
             print(
-                f"  previous {old:.2f} s ({old / n:.2f} s/target) | current per pixel {new:.2f} s (ratio {old / new:.1f}x) | current head lattice {lattice:.2f} s ({lattice / n:.2f} s/target, ratio {old / lattice:.1f}x)"
+                f"  previous {old:.2f} s ({old / n:.2f} s/target) | current per pixel {new:.2f} s (ratio {old / new:.1f}x) | current head lattice {lattice:.2f} s ({lattice / n:.2f} s/target, ratio {old / lattice:.1f}x) | head lattice + int8 backbone {int8:.2f} s ({int8 / n:.2f} s/target, ratio {old / int8:.1f}x)"
             )
             print(
-                f"  current per pixel vs previous: {agreement(new_moved, old_moved)}; head lattice vs per pixel: {agreement(lattice_moved, new_moved)}"
+                f"  current per pixel vs previous: {agreement(new_moved, old_moved)}; head lattice vs per pixel: {agreement(lattice_moved, new_moved)}; int8 vs fp32 head lattice: {agreement(int8_moved, lattice_moved)}"
             )
         if args.data:
-            matchers = {"per pixel": matcher, f"head lattice {HEAD_STRIDE}": lattice_matcher}
+            matchers = {
+                "per pixel": matcher,
+                f"head lattice {HEAD_STRIDE}": lattice_matcher,
+                f"head lattice {HEAD_STRIDE} + int8": int8_matcher,
+            }
             print(label_transfer_cost(matchers, args.data, args.pairs))
     print(machine_line())
 

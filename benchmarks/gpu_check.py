@@ -23,7 +23,7 @@ def main() -> None:
     images = torch.rand(8, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     cpu = load_backbone("dinov2-s14", pretrained=False)
     gpu = load_backbone("dinov2-s14", pretrained=False, device="cuda")
-    half = load_backbone("dinov2-s14", pretrained=False, device="cuda", half=True)
+    half = load_backbone("dinov2-s14", pretrained=False, device="cuda", precision="fp16")
     with torch.no_grad():
         ref = cpu(images[:2])
         out = gpu(images[:2].cuda()).cpu()

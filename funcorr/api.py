@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from funcorr.backbones import BACKBONES
+from funcorr.backbones.precision import Precision
 from funcorr.images import InputError, LoadedImage, load_image
 from funcorr.model.matcher import MaskSource, Matcher, MatcherConfig, ObjectMaskPolicy, Prepared
 from funcorr.model.matching import ImageFeatures, discover
@@ -118,15 +119,24 @@ def load(
     *,
     device: str = "auto",
     image_size: int = 224,
-    object_mask: ObjectMaskPolicy = "alpha",
+    object_mask: ObjectMaskPolicy | None = None,
     weights: str | None = None,
+    precision: Precision = "fp32",
 ) -> Model:
     """A model by name: a shipped trained model (``funcorr-s14``, see ``funcorr.model.zoo``), a
     checkpoint file (``.safetensors``), or a registered backbone (raw features, e.g.
-    ``dinov2-s14``). InputError names what is available when ``model`` is none of these."""
+    ``dinov2-s14``). InputError names what is available when ``model`` is none of these.
+
+    object_mask: None takes the model's recommendation (``auto`` for funcorr-s14: saliency
+    masks on photos without alpha), ``alpha`` for raw features, as the CLI does; precision:
+    the backbone's arithmetic (:mod:`funcorr.backbones.precision`)."""
     name = str(model)
     config = MatcherConfig(
-        device=device, image_size=image_size, object_mask=object_mask, weights=weights
+        device=device,
+        image_size=image_size,
+        object_mask=object_mask,
+        weights=weights,
+        precision=precision,
     )
     if name in BACKBONES:
         return Model(replace(config, backbone=name))

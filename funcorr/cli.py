@@ -19,6 +19,7 @@ import sys
 import zipfile
 from typing import NoReturn
 
+from funcorr.backbones.precision import PRECISIONS
 from funcorr.backbones.weights import WeightsNotFound
 from funcorr.images import InputError
 
@@ -121,6 +122,13 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="backbone arithmetic: fp32 (exact; default), fp16 (CUDA) or int8 (CPU, about 1.4x faster "
+        "backbone passes, approximate features; README 'Speed' gives its measured cost)",
     )
     parser.add_argument(
         "--object-mask",

@@ -289,4 +289,5 @@ def matcher_config_from_args(args, function_known: bool = False) -> MatcherConfi
         raw_weight=getattr(args, "raw_weight", None),
         head_stride=getattr(args, "head_stride", None),
         soft_window=getattr(args, "soft_window", None),
+        precision=getattr(args, "precision", "fp32"),
     )

@@ -24,6 +24,13 @@ def dinov2_s14():
 
 
 @pytest.fixture(scope="session")
+def dinov2_s14_int8():
+    from funcorr.backbones import load_backbone
+
+    return load_backbone("dinov2-s14", precision="int8")
+
+
+@pytest.fixture(scope="session")
 def spair_mini() -> Path:
     """Six real SPair-71k pairs, vendored under tests/data (see its README)."""
     return DATA / "spair-mini"

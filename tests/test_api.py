@@ -83,6 +83,18 @@ def test_checkpoint_needs_a_function_and_equals_the_matcher(pair, checkpoint):
     assert len(funcorr.match(src, tgt, top=5)) == 5
 
 
+def test_shipped_model_takes_its_recommendations_unless_told_otherwise():
+    """As on the command line: funcorr-s14 matches photos within saliency masks by default."""
+    default = funcorr.load("funcorr-s14")._matcher_for("pour-with").config
+    assert (default.object_mask, default.head_stride, default.precision) == ("auto", 14, "fp32")
+    chosen = funcorr.load("funcorr-s14", object_mask="alpha", precision="int8")
+    config = chosen._matcher_for("pour-with").config
+    assert (config.object_mask, config.precision) == ("alpha", "int8")
+    assert (
+        funcorr.load("dinov2-s14", image_size=SIZE)._matcher_for(None).config.object_mask == "alpha"
+    )
+
+
 def test_unknown_model_is_one_clear_error():
     with pytest.raises(InputError, match="Unknown model 'nope'"):
         funcorr.load("nope")

@@ -76,8 +76,12 @@ def test_cell_centres_sample_exactly():
     )
 
 
-def test_shifted_image_gives_shifted_matches(dinov2_s14):
-    """A crop shifted by whole patches: matches move by exactly that shift."""
+@pytest.mark.parametrize(("precision", "within_7px"), [("fp32", 0.8), ("int8", 0.7)])
+def test_shifted_image_gives_shifted_matches(precision, within_7px, request):
+    """A crop shifted by whole patches: matches move by exactly that shift, with the exact
+    backbone and with its int8 approximation (``--precision int8``; measured 86 % vs 77 %
+    of the points within 7 px)."""
+    dinov2_s14 = request.getfixturevalue("dinov2_s14" if precision == "fp32" else "dinov2_s14_int8")
     from skimage.data import astronaut
 
     full = torch.from_numpy(astronaut()).permute(2, 0, 1).float()[None] / 255
@@ -104,7 +108,7 @@ def test_shifted_image_gives_shifted_matches(dinov2_s14):
         atol=1.0,
     )
     error = (displacement + shift).norm(dim=-1)
-    assert (error <= 7).float().mean() > 0.8
+    assert (error <= 7).float().mean() > within_7px
 
 
 def test_stereo_pair_far_better_than_random_weights():

@@ -176,6 +176,13 @@ CASES = {
         "train --config {backbone.yaml} --out {out}", ("Unknown backbone",)
     ),
     "match-device-tpu": Case(f"match {IMG} {IMG} --device tpu --out {{out}}", ("--device", "tpu")),
+    "match-fp16-on-cpu": Case(
+        f"match {IMG} {IMG} --device cpu --precision fp16 --out {{out}}",
+        ("fp16 backbones run on CUDA only",),
+    ),
+    "match-precision-unknown": Case(
+        f"match {IMG} {IMG} --precision int4 --out {{out}}", ("--precision", "int4")
+    ),
     "train-device-tpu": Case("train --config {device.yaml} --out {out}", ("device", "tpu")),
     "match-garbage-weights": Case(
         f"match {IMG} {IMG} --backbone dinov2-small --weights {{garbage_weights}} --out {{out}}",

@@ -484,13 +484,15 @@ def test_each_image_is_encoded_once_across_pairs(head):
 
 def test_the_shipped_model_discovers_within_its_predicted_parts_by_default(tmp_path, monkeypatch):
     """funcorr-s14 records ``parts: head``: eval functional restricts discovery to the parts its
-    mask head predicts unless --parts says otherwise; raw features never do."""
+    mask head predicts unless --parts says otherwise; raw features never do. An int8 backbone
+    is named in the label."""
     pairs = [shifted_pair("a"), shifted_pair("b", across=True)]
     data = _patched_benchmark(monkeypatch, tmp_path, pairs)
     from funcorr.cli import main
 
     labels = {}
-    for extra in ([], ["--parts", "none"], ["--model", "none"]):
+    options = ([], ["--parts", "none"], ["--model", "none"], ["--precision", "int8"])
+    for extra in options:
         out = tmp_path / f"out{len(labels)}"
         command = f"eval functional --data {data} --size 56 --out {out}".split()
         assert main(command + extra) == 0
@@ -500,4 +502,5 @@ def test_the_shipped_model_discovers_within_its_predicted_parts_by_default(tmp_p
         "": "model:funcorr-s14+head-parts",
         "--parts none": "model:funcorr-s14",
         "--model none": "dinov2-s14",
+        "--precision int8": "model:funcorr-s14+int8+head-parts",  # approximate: named apart
     }

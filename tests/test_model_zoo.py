@@ -156,11 +156,14 @@ def test_match_uses_the_shipped_model_when_a_function_is_given(
     assert np.isfinite(np.asarray(record["points"][0]["target"], dtype=float)).all()
 
 
-@pytest.mark.parametrize("head_stride", [1, 14])
-def test_demo_spout_goes_to_the_spout_with_the_shipped_model(tmp_path: Path, head_stride) -> None:
+@pytest.mark.parametrize(("head_stride", "precision"), [(1, "fp32"), (14, "fp32"), (14, "int8")])
+def test_demo_spout_goes_to_the_spout_with_the_shipped_model(
+    tmp_path: Path, head_stride, precision
+) -> None:
     """The demo's kettle spout tip lands on the watering can's spout (pour-with parts from the
-    renderer), and most spout pixels do: with the head on every pixel (the paper's) and on the
-    backbone's cells (interpolated, searched by the pruned exact search)."""
+    renderer), and most spout pixels do: with the head on every pixel (the paper's), on the
+    backbone's cells (interpolated, searched by the pruned exact search), and the latter over
+    an int8 backbone."""
     from funcorr.data.assets import generate
     from funcorr.data.render import render_views
     from funcorr.demo import DEMO_OBJECTS, render_demo_images
@@ -178,7 +181,11 @@ def test_demo_spout_goes_to_the_spout_with_the_shipped_model(tmp_path: Path, hea
     paths = render_demo_images(tmp_path)
     path = zoo.resolve_model("auto", "pour-with", "dinov2-s14")
     config = MatcherConfig(
-        checkpoint=str(path), function="pour-with", device="cpu", head_stride=head_stride
+        checkpoint=str(path),
+        function="pour-with",
+        device="cpu",
+        head_stride=head_stride,
+        precision=precision,
     )
     matcher = Matcher(config)
     source, target = matcher.features([matcher.prepare(load_image(p)) for p in paths])

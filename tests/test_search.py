@@ -273,6 +273,36 @@ def test_screened_search_equals_brute_force_on_real_features(dinov2_s14):
         assert sampled[-1] < xy.shape[0] // 10
 
 
+def test_screen_is_built_once_per_mask_and_kept(dinov2_s14, monkeypatch):
+    """One reference, several searches into it (the cycle check of one demonstration sent to
+    many targets): the reference's screen is built once per mask content, and every answer is
+    still the brute-force one."""
+    from funcorr.model.search import CellScreen
+
+    src, tgt, masks = _rendered_features(dinov2_s14)
+    builds = []
+    original = CellScreen.build.__func__
+
+    def counting(cls, *args, **kwargs):
+        builds.append(args[-1].shape[0])
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(CellScreen, "build", classmethod(counting))
+    keys = src.sample(src.pixels())
+    for start in range(3):
+        query = tgt.sample(tgt.pixels()[start::251])
+        idx, sim, _, _ = matching.nearest_pixels(query, src, src.mask)
+        slow = brute_force_nearest(query, keys)
+        assert torch.equal(idx, slow[0]) and torch.equal(sim, slow[1])
+    assert len(builds) == 1
+    # Other candidates (a part of the object) get their own screen; the first one is kept.
+    part = src.mask.clone()
+    part[:, :112] = False
+    matching.nearest_pixels(query, src, part)
+    matching.nearest_pixels(query, src, src.mask)
+    assert len(builds) == 2 and builds[1] == int(part.sum())
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cell_scenes(), st.sampled_from([1.0, 40.0]))
 def test_screen_bound_holds_for_every_pixel(scene, magnitude):

@@ -237,19 +237,7 @@ def test_protocol_soco_reproduces_hand_computed_numbers(soco_root, tmp_path, mon
     assert [p["radius"] for p in record["per_pair"]] == [0.125] * 3
     assert record["settings"]["effective_image_size"] == 64
     # The protocol fixes features and matching: options that would change them are refused.
-    assert (
-        main(
-            [
-                "eval",
-                "keypoints",
-                "--data",
-                str(soco_root),
-                "--protocol",
-                "soco",
-                "--flip",
-                "--out",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    for option in (["--flip"], ["--precision", "int8"]):
+        argv = ["eval", "keypoints", "--data", str(soco_root), "--protocol", "soco", *option]
+        assert main([*argv, "--out", str(out)]) == 2
+        assert f"drop {option[0]}" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from funcorr.backbones import weights as W
+from funcorr.backbones.precision import Precision, apply_precision, check_precision
 from funcorr.backbones.vit import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -172,15 +173,18 @@ def load_backbone(
     weights: str | Path | None = None,
     pretrained: bool = True,
     device: str | torch.device = "cpu",
-    half: bool = False,
+    precision: Precision = "fp32",
 ) -> Backbone:
     """Build a registered backbone.
 
     layers: blocks to return (default the last 3); stride: feature stride in pixels (DINOv2
     family only; 7 gives the paper's half-stride maps); weights: a local directory for hub
-    models; half: fp16 weights, CUDA only.
+    models; precision: fp32, fp16 (CUDA only) or int8 (CPU only, approximate;
+    :mod:`funcorr.backbones.precision`).
     """
     entry = get_entry(name)
+    device = torch.device(device)
+    check_precision(precision, device)  # before minutes of weight loading
     decoder = None
     if not pretrained:
         model = _random_model(entry)
@@ -196,12 +200,9 @@ def load_backbone(
         if stride not in (None, entry.patch_size):
             raise ValueError(f"{name} supports only its native stride {entry.patch_size}.")
         backbone = HFVisionBackbone(model, entry.patch_size, entry.mean, entry.std, layers=layers)
-    device = torch.device(device)
-    if half:
-        if device.type != "cuda":
-            raise ValueError("Half precision is supported on CUDA only.")
-        backbone.model.half()
-    return backbone.to(device)
+    backbone = backbone.to(device)
+    backbone.model = apply_precision(backbone.model, precision, device)
+    return backbone
 
 
 def resolve_device(requested: str = "auto") -> torch.device:

@@ -50,10 +50,13 @@ def _matcher(args: argparse.Namespace, function: str | None = None):
 
 
 def _method_label(matcher) -> str:
-    """What a result table calls the method: the model's or checkpoint's name, else the backbone."""
+    """What a result table calls the method: the model's or checkpoint's name, else the
+    backbone; an approximate backbone precision is part of the name (its numbers differ)."""
+    name = matcher.config.backbone
     if matcher.config.checkpoint:
-        return f"model:{Path(matcher.config.checkpoint).stem}"
-    return matcher.config.backbone
+        name = f"model:{Path(matcher.config.checkpoint).stem}"
+    precision = matcher.config.precision
+    return name if precision == "fp32" else f"{name}+{precision}"
 
 
 # --------------------------------------------------------------------------- functional
@@ -220,6 +223,7 @@ def _soco_protocol(args: argparse.Namespace) -> int:
         "--object-mask": args.object_mask,
         "--layers": args.layers,
         "--stride": args.stride,
+        "--precision": args.precision != "fp32" and args.precision,
     }
     given = [name for name, value in fixed.items() if value]
     if given:

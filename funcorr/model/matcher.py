@@ -41,6 +41,7 @@ from typing import Literal, get_args
 import torch
 
 from funcorr.backbones import DEFAULT_BACKBONE, load_backbone, resolve_device
+from funcorr.backbones.precision import PRECISIONS, Precision
 from funcorr.images import InputError, LoadedImage, Resize, ResizePolicy, apply_resize, plan_resize
 from funcorr.model.checkpoint import read_checkpoint
 from funcorr.model.head import (
@@ -76,8 +77,13 @@ class MatcherConfig:
     raw_weight: float | None = None
     head_stride: int | None = None
     soft_window: float | None = None
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(
+                f"Unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}."
+            )
         if self.soft_window is not None and not self.soft_window >= 0:
             raise InputError(f"The soft-argmax window must be >= 0 px, got {self.soft_window}.")
         if self.head_stride is not None and self.head_stride < 1:
@@ -90,9 +96,14 @@ class MatcherConfig:
             )
 
 
-def load_trained(path: str | Path, device: torch.device | str = "cpu", weights: str | None = None):
+def load_trained(
+    path: str | Path,
+    device: torch.device | str = "cpu",
+    weights: str | None = None,
+    precision: Precision = "fp32",
+):
     """Rebuild (backbone, head, function embedder, checkpoint record) from a checkpoint file,
-    on ``device``."""
+    on ``device``, the backbone at ``precision`` (the head always runs in fp32)."""
     checkpoint = read_checkpoint(path)
     try:
         spec = checkpoint.record["backbone"]
@@ -104,7 +115,9 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu", weights: 
         )
     except (KeyError, TypeError) as err:
         raise InputError(f"{path}: the checkpoint record lacks {err}.") from None
-    backbone = load_backbone(name, layers=layers, stride=stride, weights=weights, device=device)
+    backbone = load_backbone(
+        name, layers=layers, stride=stride, weights=weights, device=device, precision=precision
+    )
     head = checkpoint.head().to(device)
     return backbone, head, load_function_embedder(encoder), checkpoint.record
 
@@ -196,7 +209,10 @@ class Matcher:
         self.inference: dict = {}
         if cfg.checkpoint is not None:
             self.backbone, self.head, self.text, record = load_trained(
-                Path(cfg.checkpoint), device=self.device, weights=cfg.weights
+                Path(cfg.checkpoint),
+                device=self.device,
+                weights=cfg.weights,
+                precision=cfg.precision,
             )
             # A shipped model records how it is best used (its card says how that was chosen).
             recommended = record.get("inference", {})
@@ -225,6 +241,7 @@ class Matcher:
                 weights=cfg.weights,
                 pretrained=cfg.pretrained,
                 device=self.device,
+                precision=cfg.precision,
             )
         if cfg.object_mask is None:
             cfg.object_mask = "alpha"

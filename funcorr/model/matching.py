@@ -29,6 +29,7 @@ from funcorr.backbones.base import FeatureGrid, sample_at_pixels
 from funcorr.model.search import (
     DEFAULT_BLOCK_ROWS,
     CellIndex,
+    CellScreen,
     brute_force_nearest,
     resolve,
     screened_nearest,
@@ -38,7 +39,7 @@ from funcorr.model.search import (
 #: queries to amortise building its index); below, brute force is as fast. Both are exact.
 CELL_SEARCH_MIN_PAIRS = 1 << 22
 CELL_SEARCH_MIN_QUERIES = 256
-#: Cell indexes (and candidate features) kept per image (each M x C floats).
+#: Cell indexes, screens and candidate features kept per image, of each kind (M x C floats).
 CELL_INDEXES_KEPT = 2
 
 
@@ -103,6 +104,17 @@ class CellMap:
 
         return self._kept("index", candidates, build)
 
+    def screen(self, candidates: torch.Tensor) -> CellScreen:
+        """The :class:`CellScreen` of the candidate pixels (H, W) bool for few-query searches;
+        built once per mask content, so the cycle check back into one reference, repeated for
+        every target, screens the reference once."""
+
+        def build() -> CellScreen:
+            xy = mask_pixels(candidates).to(self.fmap.device)
+            return CellScreen.build(self.fmap, self.grid, self.groups, xy)
+
+        return self._kept("screen", candidates, build)
+
     def _kept(self, kind: str, candidates: torch.Tensor, make: Callable[[], object]):
         key = (
             kind,
@@ -114,7 +126,7 @@ class CellMap:
             if found is None:
                 found = make()
             self._indexes[key] = found  # most recent last
-            while len(self._indexes) > 2 * CELL_INDEXES_KEPT:
+            while len(self._indexes) > 3 * CELL_INDEXES_KEPT:
                 self._indexes.pop(next(iter(self._indexes)))
             return found
 
@@ -253,7 +265,15 @@ def nearest_pixels(
         keys = index.keys
     elif cells is not None and min(cells.fmap.shape[1:]) >= 2:
         # Few queries: screened on the cells, so only pixels near the best are sampled.
-        idx, sim = screened_nearest(query, cells.fmap, cells.grid, cells.groups, xy, cells.sample)
+        idx, sim = screened_nearest(
+            query,
+            cells.fmap,
+            cells.grid,
+            cells.groups,
+            xy,
+            cells.sample,
+            screen=cells.screen(candidates),
+        )
         keys = None
     else:
         keys = tgt.sample(xy)

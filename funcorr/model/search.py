@@ -339,6 +339,7 @@ def screened_nearest(
     xy: torch.Tensor,
     sample,
     block_rows: int = 64,
+    screen: CellScreen | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same answer as :func:`brute_force_nearest` over ``sample(xy)``, for a few queries,
     without sampling every candidate's feature.
@@ -354,10 +355,11 @@ def screened_nearest(
     below 1e-3 of the largest cell) are always settled exactly.
 
     query (N, C) normalised; fmap (C, h, w) with h, w >= 2; groups ((channels, scale), ...)
-    or empty (one group of scale 1); xy (M, 2) candidate pixels; sample: xy -> keys.
+    or empty (one group of scale 1); xy (M, 2) candidate pixels; sample: xy -> keys;
+    screen: this map's :class:`CellScreen` of ``xy`` when the caller keeps one.
     Returns idx (N,) into xy, sim (N,).
     """
-    screen = CellScreen.build(fmap, grid, groups, xy)
+    screen = CellScreen.build(fmap, grid, groups, xy) if screen is None else screen
     error, unsure = screen.error, screen.unsure
     idx = torch.empty(query.shape[0], dtype=torch.long, device=query.device)
     sim = torch.empty(query.shape[0], dtype=query.dtype, device=query.device)
