@@ -7,7 +7,7 @@ Options measured (224 px, pad): the object mask (``alpha``, the raw features' de
 these unsegmented photos is the whole image; ``saliency``; ``auto``), flip-aware matching
 (``--flip``) and the soft-argmax window (``--soft-window`` 7, 14, 28 network px); with
 ``--model``, also the raw-feature blend (``--raw-weight`` 0 = the head alone, 1 = raw features),
-each varied from the model's own defaults. A model is conditioned on the function of each
+each varied from the model's own recorded defaults (its soft window included: 0 turns it off). A model is conditioned on the function of each
 FunKPoint action; SPair has no functions, so its column is left empty for a model.
 
 * spair-mini: SOC PCK@0.1 of max(target bbox w, h), per image and per point, exactly what
@@ -55,7 +55,7 @@ class Variant:
     label: str
     object_mask: str = "alpha"
     flip: bool = False
-    soft_window: float | None = None
+    soft_window: float | None = None  # None: the matcher's own (a model's record; raw: off); 0: off
     raw_weight: float | None = None  # None: the model's own
 
 
@@ -72,14 +72,17 @@ VARIANTS = (
 )
 
 MODEL_VARIANTS = (
-    Variant("default (auto mask = saliency on photos, the model's raw weight)", object_mask="auto"),
+    Variant(
+        "default (auto mask = saliency on photos, the model's raw weight and soft window)",
+        object_mask="auto",
+    ),
     Variant("--object-mask alpha (whole photo)"),
     Variant("--raw-weight 0 (the head alone)", object_mask="auto", raw_weight=0.0),
     Variant("--raw-weight 0.25", object_mask="auto", raw_weight=0.25),
     Variant("--raw-weight 0.75", object_mask="auto", raw_weight=0.75),
     Variant("--raw-weight 1 (raw features)", object_mask="auto", raw_weight=1.0),
     Variant("--flip", object_mask="auto", flip=True),
-    Variant("--soft-window 7", object_mask="auto", soft_window=7.0),
+    Variant("--soft-window 0 (plain nearest neighbour)", object_mask="auto", soft_window=0.0),
     Variant("--soft-window 14", object_mask="auto", soft_window=14.0),
 )
 
@@ -91,7 +94,13 @@ class CachedFeatures:
     def __init__(self, matcher: Matcher):
         self.matcher = matcher
         self.default_raw_weight = matcher.config.raw_weight
+        self.default_soft_window = matcher.config.soft_window
         self.store: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def soft_window(self, variant: Variant) -> float | None:
+        """The variant's soft-argmax window in px, None when off."""
+        chosen = self.default_soft_window if variant.soft_window is None else variant.soft_window
+        return chosen or None
 
     def _encoded(self, prepared: Prepared) -> tuple[torch.Tensor, torch.Tensor | None]:
         key = hashlib.sha1(prepared.rgb.numpy().tobytes()).hexdigest()
@@ -130,7 +139,7 @@ def spair_pck(root: Path, cache: CachedFeatures, variant: Variant) -> tuple[floa
         grid,
         224,
         "pad",
-        variant.soft_window,
+        cache.soft_window(variant),
         flip=variant.flip,
     )
     results = evaluate_keypoints(
@@ -165,7 +174,7 @@ def funkpoint_pck(root: Path, cache: CachedFeatures, variant: Variant) -> float:
                         feats[reference], target, unmirror(mirrored[test], target.mask)
                     )
                 moved = transfer_points(
-                    feats[reference], target, points, soft_window=variant.soft_window
+                    feats[reference], target, points, soft_window=cache.soft_window(variant)
                 )
                 size = loaded[test].size
                 errors = normalised_error(
