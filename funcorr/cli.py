@@ -128,7 +128,7 @@ def add_feature_options(parser: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         default="fp32",
         help="backbone arithmetic: fp32 (exact; default), fp16 (CUDA) or int8 (CPU, about 1.4x faster "
-        "backbone passes, approximate features; README 'Speed' gives its measured cost)",
+        "backbone passes, approximate features; the README's Demonstration transfer section gives its measured cost)",
     )
     parser.add_argument(
         "--object-mask",

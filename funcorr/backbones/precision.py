@@ -4,7 +4,8 @@ On a 2-core CPU the backbone pass is most of what one-to-many transfer costs onc
 and the search reuse their work (``benchmarks/bench_transfer.py``), and the blocks' linear
 layers are most of that pass. Dynamic int8 quantization (weights per output channel,
 activations per tensor at run time) runs them about 1.4x faster on AVX2 at a measured cost in
-features (cosine about 0.998 to fp32) and keypoints (README, "Speed"); it is never the default.
+features (cosine about 0.998 to fp32) and keypoints (README, "Demonstration transfer"); it is
+never the default.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ Precision = Literal["fp32", "fp16", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse a precision this device cannot run, in one line."""
+def check_precision(precision: str, device: torch.device | None = None) -> None:
+    """Refuse an unknown precision, or one that ``device`` (when given) cannot run, in one line."""
     if precision not in PRECISIONS:
         raise InputError(f"Unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}.")
+    if device is None:
+        return
     if precision == "fp16" and device.type != "cuda":
         raise InputError("fp16 backbones run on CUDA only; on a CPU use fp32 or int8.")
     if precision == "int8" and device.type != "cpu":
-        raise InputError("int8 backbones run on the CPU only; on CUDA use fp16 or fp32.")
+        raise InputError(
+            "int8 backbones run on the CPU only (--device cpu); on CUDA use fp16 or fp32."
+        )
 
 
 def apply_precision(model: nn.Module, precision: str, device: torch.device) -> nn.Module:

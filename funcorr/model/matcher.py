@@ -41,7 +41,7 @@ from typing import Literal, get_args
 import torch
 
 from funcorr.backbones import DEFAULT_BACKBONE, load_backbone, resolve_device
-from funcorr.backbones.precision import PRECISIONS, Precision
+from funcorr.backbones.precision import Precision, check_precision
 from funcorr.images import InputError, LoadedImage, Resize, ResizePolicy, apply_resize, plan_resize
 from funcorr.model.checkpoint import read_checkpoint
 from funcorr.model.head import (
@@ -80,10 +80,7 @@ class MatcherConfig:
     precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise InputError(
-                f"Unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}."
-            )
+        check_precision(self.precision)
         if self.soft_window is not None and not self.soft_window >= 0:
             raise InputError(f"The soft-argmax window must be >= 0 px, got {self.soft_window}.")
         if self.head_stride is not None and self.head_stride < 1:
