@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from funcorr.backbones.base import FeatureGrid, sample_at_pixels
 from funcorr.model.search import (
+    CELL_BLOCK_ROWS,
     DEFAULT_BLOCK_ROWS,
     CellIndex,
     CellScreen,
@@ -261,7 +262,7 @@ def nearest_pixels(
         and min(cells.fmap.shape[1:]) >= 2
     ):
         index = cells.index(candidates)
-        idx, sim = index.nearest(query, block_rows=max(block_rows, 8192))
+        idx, sim = index.nearest(query, block_rows=max(block_rows, CELL_BLOCK_ROWS))
         keys = index.keys
     elif cells is not None and min(cells.fmap.shape[1:]) >= 2:
         # Few queries: screened on the cells, so only pixels near the best are sampled.

@@ -35,6 +35,10 @@ TIE_TOLERANCE = 1e-12
 DEFAULT_BLOCK_ROWS = 2048
 #: Float64 dot products are taken this many candidate pairs at a time (bounded memory).
 RESOLVE_CHUNK = 16384
+#: Queries per block of the pruned search: each block loops over every quad in Python, so
+#: fewer, larger blocks are faster (a 21k-pixel object: 0.32 s at 16384 rows, 0.40 s at 8192);
+#: a block holds rows x quads x 4 G floats (about 120 MB for 225 quads of two channel groups).
+CELL_BLOCK_ROWS = 16384
 
 
 def dot_error_bound(dim: int) -> float:
@@ -176,7 +180,7 @@ class CellIndex:
         return cls(keys, flat, coords, members, torch.stack(reach).to(keys.dtype), error)
 
     def nearest(
-        self, query: torch.Tensor, block_rows: int = 8192
+        self, query: torch.Tensor, block_rows: int = CELL_BLOCK_ROWS
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Same answer as :func:`brute_force_nearest` over ``keys``. query (N, C) normalised."""
         idx = torch.empty(query.shape[0], dtype=torch.long, device=query.device)
