@@ -20,8 +20,7 @@ import zipfile
 from typing import NoReturn
 
 from funcorr.backbones.precision import PRECISIONS
-from funcorr.backbones.weights import WeightsNotFound
-from funcorr.images import InputError
+from funcorr.files import InputError
 
 # Modules that define ``register(subparsers)``; each keeps its own imports lazy so that
 # ``funcorr --help`` stays fast.
@@ -29,7 +28,7 @@ COMMAND_MODULES = (
     "funcorr.demo",
     "funcorr.data.commands",
     "funcorr.data.curate_commands",
-    "funcorr.train",
+    "funcorr.train.commands",
     "funcorr.eval.commands",
     "funcorr.serve",
 )
@@ -275,6 +274,8 @@ def one_line(text: str) -> str:
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "this input cannot be used" rather than "funcorr has a bug"."""
     from PIL import Image
+
+    from funcorr.backbones.weights import WeightsNotFound
 
     types: list[type[BaseException]] = [
         InputError,

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from funcorr.images import save_png_atomic
-
 # (category, seed, view): side views where both spouts point right and handles are visible.
 DEMO_OBJECTS = (("kettle", 3, 2), ("watering can", 5, 5))
 
 
 def render_demo_images(out_dir: Path, size: int = 224) -> list[Path]:
     """Render the demo objects as RGBA PNGs into ``out_dir``; returns their paths."""
+    import numpy as np
+
     from funcorr.data.assets import generate
     from funcorr.data.render import render_views
+    from funcorr.images import save_png_atomic
 
     paths = []
     for category, seed, view_index in DEMO_OBJECTS:

@@ -369,7 +369,8 @@ def _camera_from_args(
     return Camera(load_depth(depth, scale), load_intrinsics(intrinsics))
 
 
-def _transfer(args: argparse.Namespace) -> int:
+def transfer_command(args: argparse.Namespace) -> int:
+    """``funcorr transfer`` (options: :mod:`funcorr.transfer_command`; None = the default)."""
     from funcorr.match_command import matcher_config_from_args, parse_point
     from funcorr.model.matcher import Matcher
     from funcorr.text import resolve_function
@@ -392,8 +393,14 @@ def _transfer(args: argparse.Namespace) -> int:
         _camera_from_args(args.source_depth, args.source_intrinsics, args.depth_scale, "source"),
         _camera_from_args(args.target_depth, args.target_intrinsics, args.depth_scale, "target"),
         TransferConfig(
-            ModeRule(args.mode_ratio, args.mode_distance, args.max_modes),
-            args.cycle_tolerance,
+            ModeRule(
+                ModeRule.ratio if args.mode_ratio is None else args.mode_ratio,
+                ModeRule.min_distance if args.mode_distance is None else args.mode_distance,
+                args.max_modes or ModeRule.max_modes,
+            ),
+            TransferConfig.cycle_tolerance
+            if args.cycle_tolerance is None
+            else args.cycle_tolerance,
             matcher.config.soft_window,
             args.flip,
         ),
@@ -402,77 +409,3 @@ def _transfer(args: argparse.Namespace) -> int:
     for path in write_transfer_outputs(record, picture, Path(args.out)):
         print(path)
     return 0
-
-
-def register_transfer(sub) -> None:
-    """Add the ``transfer`` sub-command to an argparse sub-parser collection."""
-    from funcorr.cli import (
-        add_feature_options,
-        add_refinement_options,
-        non_negative_float,
-        positive_float,
-        positive_int,
-    )
-
-    parser = sub.add_parser(
-        "transfer",
-        help="transfer demonstration keypoints or a 2D trajectory to another object",
-        description="Match each demonstration point into the target; report similarity, cycle "
-        "consistency and, for ambiguous points, every strong mode. Writes transfer.json and transfer.png.",
-    )
-    parser.add_argument("source", help="source image (the demonstration's pixels)")
-    parser.add_argument("target", help="target image")
-    parser.add_argument(
-        "--demo",
-        help='demonstration JSON: [[x, y], ...] or {"trajectory"|"keypoints": [{"xy": [x, y], "t": .., "name": ..}]}',
-    )
-    parser.add_argument(
-        "--points",
-        nargs="+",
-        metavar="X,Y",
-        help="demonstration points given inline (instead of --demo)",
-    )
-    parser.add_argument(
-        "--kind",
-        choices=["trajectory", "keypoints"],
-        default="trajectory",
-        help="what --points are (default trajectory)",
-    )
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument(
-        "--mode-ratio",
-        type=positive_float,
-        default=ModeRule.ratio,
-        help="a mode rises >= this fraction of the best peak's height above the median similarity",
-    )
-    parser.add_argument(
-        "--mode-distance",
-        type=non_negative_float,
-        default=ModeRule.min_distance,
-        help="network pixels between modes",
-    )
-    parser.add_argument(
-        "--max-modes", type=positive_int, default=ModeRule.max_modes, help="modes kept per point"
-    )
-    parser.add_argument(
-        "--cycle-tolerance",
-        type=non_negative_float,
-        default=TransferConfig.cycle_tolerance,
-        help="network pixels allowed by the cycle check",
-    )
-    add_refinement_options(parser)
-    parser.add_argument("--source-depth", help="source depth: .npy (metres) or 16-bit .png (mm)")
-    parser.add_argument("--target-depth", help="target depth: .npy (metres) or 16-bit .png (mm)")
-    parser.add_argument(
-        "--source-intrinsics", help="source K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3"
-    )
-    parser.add_argument(
-        "--target-intrinsics", help="target K: 'fx,fy,cx,cy' or a .json/.npy/.txt 3x3"
-    )
-    parser.add_argument(
-        "--depth-scale",
-        type=positive_float,
-        help="metres per depth unit (default: 0.001 for PNG, 1 for .npy)",
-    )
-    add_feature_options(parser)
-    parser.set_defaults(func=_transfer)

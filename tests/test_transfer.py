@@ -280,3 +280,33 @@ def test_cli_with_depth_writes_3d_points(dinov2_s14, shifted_pair, tmp_path, mon
         == 2
     )
     assert "outside" in capsys.readouterr().err and not bad.exists()
+
+
+def test_option_defaults_quoted_in_the_help_are_the_ones_used():
+    """``funcorr transfer`` builds its options without torch, so it quotes the defaults of
+    ModeRule and TransferConfig instead of reading them: the quotes must stay true."""
+    from funcorr.cli import build_parser
+    from funcorr.transfer import TransferConfig
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    helps = {a.dest: a.help for a in commands.choices["transfer"]._actions}
+    rule = ModeRule()
+    assert f"(default {rule.ratio:g})" in helps["mode_ratio"]
+    assert f"(default {rule.min_distance:g})" in helps["mode_distance"]
+    assert f"(default {rule.max_modes})" in helps["max_modes"]
+    assert f"(default {TransferConfig.cycle_tolerance:g})" in helps["cycle_tolerance"]
+
+
+def test_the_command_line_parser_loads_without_torch():
+    """``funcorr --help`` and option errors answer at once: building the parser imports no
+    torch, transformers or numpy (each command loads them when it runs)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, funcorr.cli as c; c.build_parser(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

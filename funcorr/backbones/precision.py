@@ -11,12 +11,13 @@ never the default.
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import nn
+from funcorr.files import InputError
 
-from funcorr.images import InputError
+if TYPE_CHECKING:  # torch loads with the backbone; the CLI reads PRECISIONS without it
+    import torch
+    from torch import nn
 
 Precision = Literal["fp32", "fp16", "int8"]
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -46,6 +47,8 @@ def apply_precision(model: nn.Module, precision: str, device: torch.device) -> n
     if precision == "fp16":
         return model.half()
     if precision == "int8":
+        import torch
+        from torch import nn
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         # torch 2.13 marks eager-mode quantization as deprecated in favour of torchao; the

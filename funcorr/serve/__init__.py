@@ -61,7 +61,7 @@ def port_number(text: str) -> int:
 def register(sub) -> None:
     """Add ``serve`` (and ``transfer``) to an argparse sub-parser collection."""
     from funcorr.cli import add_feature_options, positive_int
-    from funcorr.transfer import register_transfer
+    from funcorr.transfer_command import register_transfer
 
     parser = sub.add_parser(
         "serve",

@@ -19,7 +19,6 @@ import torch
 from tqdm import tqdm
 
 from funcorr.backbones import FeatureGrid, load_backbone, resolve_device
-from funcorr.cli import positive_int
 from funcorr.data.readers import EvalPairs
 from funcorr.files import check_output_folder
 from funcorr.images import InputError, atomic_path
@@ -292,7 +291,8 @@ def train(cfg: TrainConfig) -> Path:
     return last
 
 
-def _train_command(args) -> int:
+def train_command(args) -> int:
+    """``funcorr train``: a run from --config and the overriding options."""
     overrides = {"data": args.data, "out": args.out, "steps": args.steps, "device": args.device}
     if args.config:
         cfg = TrainConfig.from_yaml(args.config, **overrides)
@@ -302,17 +302,3 @@ def _train_command(args) -> int:
         cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     print(train(cfg))
     return 0
-
-
-def register(sub) -> None:
-    parser = sub.add_parser(
-        "train", help="train the function-conditioned head on a funcorr dataset"
-    )
-    parser.add_argument(
-        "--config", help="YAML file with TrainConfig fields (see funcorr/train/config.py)"
-    )
-    parser.add_argument("--data", help="dataset folder (overrides the config)")
-    parser.add_argument("--out", help="run folder for checkpoints (overrides the config)")
-    parser.add_argument("--steps", type=positive_int, help="training steps (overrides the config)")
-    parser.add_argument("--device", help="auto, cpu, cuda (overrides the config)")
-    parser.set_defaults(func=_train_command)
