@@ -310,3 +310,10 @@ def test_the_command_line_parser_loads_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+    # The lazily exported names are the modules' own, and a wrong name still fails plainly.
+    import funcorr.backbones
+    from funcorr.backbones.registry import load_backbone
+
+    assert funcorr.backbones.load_backbone is load_backbone
+    with pytest.raises(AttributeError, match="'funcorr.backbones' has no attribute 'nope'"):
+        funcorr.backbones.nope  # noqa: B018

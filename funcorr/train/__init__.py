@@ -10,26 +10,20 @@ every training view, computed once) -> ``batches`` (points and pairs drawn each 
 
 from __future__ import annotations
 
-import importlib
+from funcorr.lazy import lazy_exports
 
 # Names load with their module on first use: the command line builds its parser from
 # ``funcorr.train.commands`` without importing torch (``funcorr --help`` stays instant).
-_EXPORTS = {
-    "TrainConfig": "funcorr.train.config",
-    "TrainingCache": "funcorr.train.cache",
-    "build_cache": "funcorr.train.cache",
-    "draw_functional_pairs": "funcorr.train.batches",
-    "draw_spatial_batch": "funcorr.train.batches",
-    "functional_pair_options": "funcorr.train.batches",
-    "train": "funcorr.train.loop",
-    "training_step": "funcorr.train.loop",
-    "validation_pck": "funcorr.train.loop",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'funcorr.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "funcorr.train.batches": (
+            "draw_functional_pairs",
+            "draw_spatial_batch",
+            "functional_pair_options",
+        ),
+        "funcorr.train.cache": ("TrainingCache", "build_cache"),
+        "funcorr.train.config": ("TrainConfig",),
+        "funcorr.train.loop": ("train", "training_step", "validation_pck"),
+    },
+)
