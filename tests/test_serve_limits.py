@@ -146,8 +146,10 @@ def test_twenty_large_uploads_stay_within_a_memory_bound():
     """20 distinct 8000 x 6000 PNGs (about 640 KB each). Kept at full resolution as float
     tensors they took 576 MB each (11.5 GB in all); shrunk on arrival they take 7 MB each, and
     the byte budget of the image cache caps the total. The bound asserted: RSS grows by less
-    than the budget (64 MiB here) + 96 MiB for the decoder's transient memory (measured: about
-    60 MB in all; ~420 MB when glibc keeps the freed decode buffers of the worker threads)."""
+    than the budget (64 MiB here) + 160 MiB of heap noise. Measured: 70-100 MB in a fresh
+    process, up to 169 MB late in the full suite (a heap fragmented by earlier tests); ~420 MB
+    when glibc kept the freed decode buffers of the worker threads, and 20 uploads leaking as
+    little as 12 MB each (a 48-megapixel decode is 144 MB as bytes) would cross it."""
     budget = 64 * 2**20
     viewer = Viewer(ViewerConfig(image_cache_bytes=budget), matcher_factory=no_matcher)
     client = client_for(viewer)
@@ -159,7 +161,7 @@ def test_twenty_large_uploads_stay_within_a_memory_bound():
         assert response.status_code == 200, response.text
     growth = rss_bytes() - before
     assert viewer.images.bytes <= budget and len(viewer.images) < 20
-    assert growth < budget + 96 * 2**20, f"RSS grew by {growth / 2**20:.0f} MB over 20 uploads"
+    assert growth < budget + 160 * 2**20, f"RSS grew by {growth / 2**20:.0f} MB over 20 uploads"
 
 
 @pytest.mark.parametrize(
